@@ -1,0 +1,498 @@
+"""The team view: any PettingZoo ``ParallelEnv`` seen as one fixed-shape, team-level environment.
+
+Every algorithm in marl-lsf consumes environments through this module, so the conventions of
+DESIGN section 3 are settled here once:
+
+* observations are flattened to ``[n_agents, obs_dim]`` float32 (zero-padded when agents differ);
+* the global state is ``env.state()`` when the env implements it, else the concatenation of all
+  agents' observations (``TeamSpec.state_from_env`` says which);
+* action masks come from either PettingZoo convention, dict observations
+  ``{"observation", "action_mask"}`` or ``info[agent]["action_mask"]``, and are padded with
+  unavailable actions when agents have different action counts;
+* agents that leave mid-episode keep their slot: zero observation, only the no-op action 0
+  available, and ``alive = False`` so every loss masks them out (SuperSuit's ``black_death`` idea);
+* the team reward is one scalar per step (mean of the agents' rewards by default);
+* a time limit is a truncation, so the critic bootstraps through it.
+
+``TeamEnv`` is a ``gymnasium.Env`` so that gymnasium's vector machinery (``SyncVectorEnv`` and
+``AsyncVectorEnv`` worker processes, same-step autoreset) runs several copies; ``TeamVecEnv`` turns
+their stacked dict observations into the named arrays the rollout uses.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from pettingzoo import AECEnv, ParallelEnv
+
+EnvFactory = Callable[[], ParallelEnv]
+TeamReward = str | Callable[[Mapping[str, float]], float]
+
+#: Keys of per-agent ``info`` dicts that report a won episode, in order of preference.
+WIN_KEYS = ("battle_won", "won", "is_success")
+
+
+class EnvError(ValueError):
+    """An environment that the team view cannot handle, or that returned invalid data."""
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    """Fixed shapes of a team view, derived once from a ParallelEnv's spaces.
+
+    Saved with every model (as JSON) so that a loaded model can check the env it is given.
+    """
+
+    agents: tuple[str, ...]
+    obs_shapes: tuple[tuple[int, ...], ...]
+    action_counts: tuple[int, ...]
+    state_dim: int
+    state_from_env: bool
+    mask_source: str
+
+    @property
+    def n_agents(self) -> int:
+        """Number of agent slots (``len(possible_agents)``)."""
+        return len(self.agents)
+
+    @property
+    def obs_dim(self) -> int:
+        """Flattened, padded observation size."""
+        return max(math.prod(shape) for shape in self.obs_shapes)
+
+    @property
+    def n_actions(self) -> int:
+        """Padded number of discrete actions."""
+        return max(self.action_counts)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of this spec."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TeamSpec:
+        """Inverse of ``to_json``."""
+        return cls(
+            agents=tuple(data["agents"]),
+            obs_shapes=tuple(tuple(int(d) for d in s) for s in data["obs_shapes"]),
+            action_counts=tuple(int(n) for n in data["action_counts"]),
+            state_dim=int(data["state_dim"]),
+            state_from_env=bool(data["state_from_env"]),
+            mask_source=str(data["mask_source"]),
+        )
+
+    def mismatch(self, other: TeamSpec) -> str | None:
+        """Describe how ``other`` differs in agents or spaces from this spec, or None if compatible."""
+        for field in ("agents", "obs_shapes", "action_counts", "state_dim"):
+            mine, theirs = getattr(self, field), getattr(other, field)
+            if mine != theirs:
+                return f"{field}: model has {mine}, env has {theirs}"
+        return None
+
+    # -- conversion of PettingZoo dicts into arrays (shared by TeamEnv and predict) ---------------
+
+    def encode(
+        self,
+        observations: Mapping[str, Any],
+        infos: Mapping[str, Any] | None = None,
+        *,
+        step: int | None = None,
+        require_all: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Turn a PettingZoo observation dict into ``(obs [N, O], avail [N, A], alive [N])``.
+
+        Agents absent from ``observations`` are treated as gone (zero obs, no-op only, not alive)
+        unless ``require_all`` is set, in which case a missing agent is an error.
+        """
+        n, obs_dim, n_actions = self.n_agents, self.obs_dim, self.n_actions
+        unknown = set(observations) - set(self.agents)
+        if unknown:
+            raise EnvError(f"observations for unknown agents {sorted(unknown)}; expected {list(self.agents)}")
+        obs = np.zeros((n, obs_dim), dtype=np.float32)
+        avail = np.zeros((n, n_actions), dtype=bool)
+        alive = np.zeros(n, dtype=bool)
+        where = "" if step is None else f" at step {step}"
+        for i, agent in enumerate(self.agents):
+            raw = observations.get(agent)
+            if raw is None:
+                if require_all:
+                    raise EnvError(f"no observation for agent {agent!r}; expected all of {list(self.agents)}")
+                avail[i, 0] = True
+                continue
+            mask = None
+            if isinstance(raw, Mapping):
+                mask = raw.get("action_mask")
+                raw = raw["observation"]
+            elif infos is not None and isinstance(infos.get(agent), Mapping):
+                mask = infos[agent].get("action_mask")
+            array = np.asarray(raw, dtype=np.float32)
+            if array.shape != self.obs_shapes[i]:
+                raise EnvError(
+                    f"agent {agent!r} observation has shape {array.shape}{where}, "
+                    f"but its observation space has shape {self.obs_shapes[i]}"
+                )
+            if not np.isfinite(array).all():
+                raise EnvError(f"agent {agent!r} observation contains NaN or inf{where}")
+            flat = array.reshape(-1)
+            obs[i, : flat.size] = flat
+            count = self.action_counts[i]
+            if mask is None:
+                avail[i, :count] = True
+            else:
+                mask = np.asarray(mask).reshape(-1).astype(bool)
+                if mask.size != count:
+                    raise EnvError(f"agent {agent!r} action mask has {mask.size} entries{where}, expected {count}")
+                if not mask.any():
+                    raise EnvError(f"agent {agent!r} has no available action{where}")
+                avail[i, :count] = mask
+            alive[i] = True
+        return obs, avail, alive
+
+
+def _as_parallel_env(env: Any) -> ParallelEnv:
+    if isinstance(env, AECEnv):
+        raise TypeError(
+            "got a PettingZoo AEC environment; marl-lsf needs the parallel API. Convert it with "
+            "`pettingzoo.utils.conversions.aec_to_parallel(env)` or use the env's `parallel_env()` "
+            "constructor."
+        )
+    if isinstance(env, gym.Env):
+        raise TypeError("got a single-agent gymnasium.Env; marl-lsf needs a PettingZoo ParallelEnv")
+    if not all(hasattr(env, name) for name in ("possible_agents", "reset", "step", "observation_space")):
+        raise TypeError(f"expected a PettingZoo ParallelEnv (or a zero-argument factory of one), got {type(env)!r}")
+    return env
+
+
+def build_spec(env: ParallelEnv) -> TeamSpec:
+    """Derive the ``TeamSpec`` of a ParallelEnv from its spaces; refuse what LSF-SAC cannot handle."""
+    env = _as_parallel_env(env)
+    agents = tuple(env.possible_agents)
+    if not agents:
+        raise EnvError("the environment has no possible_agents")
+    obs_shapes: list[tuple[int, ...]] = []
+    action_counts: list[int] = []
+    mask_source = "none"
+    for agent in agents:
+        act_space = env.action_space(agent)
+        if not isinstance(act_space, spaces.Discrete):
+            raise EnvError(
+                f"agent {agent!r} has action space {act_space}; LSF-SAC, QMIX and VDN need Discrete "
+                "actions (continuous control is not supported)"
+            )
+        if act_space.start != 0:
+            raise EnvError(f"agent {agent!r} has a Discrete action space starting at {act_space.start}; expected 0")
+        obs_space = env.observation_space(agent)
+        if isinstance(obs_space, spaces.Dict):
+            if "observation" not in obs_space.spaces:
+                raise EnvError(f"agent {agent!r} has a Dict observation space without an 'observation' key")
+            if "action_mask" in obs_space.spaces:
+                mask_source = "observation"
+            obs_space = obs_space["observation"]
+        if not isinstance(obs_space, spaces.Box):
+            raise EnvError(f"agent {agent!r} has observation space {obs_space}; expected a Box (or a Dict with one)")
+        obs_shapes.append(tuple(int(d) for d in obs_space.shape))
+        action_counts.append(int(act_space.n))
+    state_space = getattr(env, "state_space", None)
+    state_from_env = isinstance(state_space, spaces.Box)
+    if state_from_env:
+        state_dim = math.prod(state_space.shape)
+    else:
+        state_dim = len(agents) * max(math.prod(s) for s in obs_shapes)
+    return TeamSpec(agents, tuple(obs_shapes), tuple(action_counts), state_dim, state_from_env, mask_source)
+
+
+def team_reward_fn(team_reward: TeamReward) -> Callable[[Mapping[str, float]], float]:
+    """Resolve ``"mean"``, ``"sum"`` or a callable into a function of the reward dict."""
+    if callable(team_reward):
+        return team_reward
+    if team_reward == "mean":
+        return lambda rewards: float(np.mean(list(rewards.values()))) if rewards else 0.0
+    if team_reward == "sum":
+        return lambda rewards: float(np.sum(list(rewards.values()))) if rewards else 0.0
+    raise ValueError(f"team_reward must be 'mean', 'sum' or a callable, got {team_reward!r}")
+
+
+class TeamEnv(gym.Env):
+    """A PettingZoo ParallelEnv as a single-team ``gymnasium.Env`` with fixed-shape arrays.
+
+    Observation: a dict of ``obs [N, O]`` float32, ``state [S]`` float32, ``avail [N, A]`` int8
+    and ``alive [N]`` int8. Action: one integer per agent slot (``MultiDiscrete``); actions for
+    agents that are gone are ignored. ``info`` holds, at the end of an episode, ``won`` when the
+    env reports a win (``battle_won``, ``won`` or ``is_success``), and numeric per-agent info values
+    (e.g. predator-prey's ``captures``).
+
+    Args:
+        env: the ParallelEnv to wrap.
+        team_reward: how per-agent rewards become the team reward: ``"mean"`` (default; identical
+            rewards stay as they are), ``"sum"`` or a callable of the reward dict.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"]}
+
+    def __init__(self, env: ParallelEnv, team_reward: TeamReward = "mean") -> None:
+        self.env = _as_parallel_env(env)
+        self.spec_ = build_spec(self.env)
+        self.render_mode = getattr(self.env, "render_mode", None)
+        self._team_reward = team_reward_fn(team_reward)
+        n, o, a, s = self.spec_.n_agents, self.spec_.obs_dim, self.spec_.n_actions, self.spec_.state_dim
+        self.observation_space = spaces.Dict(
+            {
+                "obs": spaces.Box(-np.inf, np.inf, (n, o), np.float32),
+                "state": spaces.Box(-np.inf, np.inf, (s,), np.float32),
+                "avail": spaces.MultiBinary((n, a)),
+                "alive": spaces.MultiBinary(n),
+            }
+        )
+        self.action_space = spaces.MultiDiscrete(np.asarray(self.spec_.action_counts))
+        self._t = 0
+        self._live: list[str] = []
+
+    def _state(self, obs: np.ndarray) -> np.ndarray:
+        if not self.spec_.state_from_env:
+            return obs.reshape(-1)
+        state = np.asarray(self.env.state(), dtype=np.float32).reshape(-1)
+        if state.size != self.spec_.state_dim:
+            raise EnvError(f"env.state() has {state.size} values at step {self._t}, expected {self.spec_.state_dim}")
+        if not np.isfinite(state).all():
+            raise EnvError(f"env.state() contains NaN or inf at step {self._t}")
+        return state
+
+    def _observe(self, observations: Mapping[str, Any], infos: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        obs, avail, alive = self.spec_.encode(observations, infos, step=self._t)
+        return {"obs": obs, "state": self._state(obs), "avail": avail.astype(np.int8), "alive": alive.astype(np.int8)}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the wrapped env; returns the team observation dict and an empty info."""
+        super().reset(seed=seed)
+        self._t = 0
+        observations, infos = self.env.reset(seed=seed, options=options)
+        self._live = list(self.env.agents)
+        return self._observe(observations, infos), {}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Step every live agent with its slot's action; returns the gymnasium 5-tuple for the team."""
+        if not self._live:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        index = {agent: i for i, agent in enumerate(self.spec_.agents)}
+        actions = {agent: int(action[index[agent]]) for agent in self._live}
+        observations, rewards, terminations, truncations, infos = self.env.step(actions)
+        self._t += 1
+        for agent, value in rewards.items():
+            if not math.isfinite(value):
+                raise EnvError(f"agent {agent!r} reward is {value} at step {self._t}")
+        reward = self._team_reward(rewards)
+        self._live = list(self.env.agents)
+        done = not self._live
+        truncated = done and any(truncations.get(agent, False) for agent in actions)
+        terminated = done and not truncated
+        info: dict[str, Any] = {}
+        if done:
+            info = _team_info(infos)
+        return self._observe(observations, infos), reward, terminated, truncated, info
+
+    def render(self) -> Any:
+        """Render the wrapped env (in its own ``render_mode``)."""
+        return self.env.render()
+
+    def close(self) -> None:
+        """Close the wrapped env."""
+        self.env.close()
+
+
+def _team_info(infos: Mapping[str, Any]) -> dict[str, Any]:
+    """Numeric values of the agents' last infos (first agent wins), plus ``won`` if reported."""
+    team: dict[str, Any] = {}
+    for agent_info in infos.values():
+        if not isinstance(agent_info, Mapping):
+            continue
+        for key, value in agent_info.items():
+            if key not in team and isinstance(value, int | float | bool | np.number | np.bool_):
+                team[key] = float(value)
+    for key in WIN_KEYS:
+        if key in team:
+            team["won"] = team[key]
+            break
+    return team
+
+
+class TeamObs(NamedTuple):
+    """Team observations of ``E`` environments."""
+
+    obs: np.ndarray  # [E, N, O] float32
+    state: np.ndarray  # [E, S] float32
+    avail: np.ndarray  # [E, N, A] bool
+    alive: np.ndarray  # [E, N] bool
+
+
+class TeamStep(NamedTuple):
+    """The result of stepping ``E`` environments with same-step autoreset.
+
+    ``next`` is what the agents act on next (a fresh episode's first observation where an
+    episode ended); ``final`` is the observation each transition ended in (equal to ``next``
+    where the episode goes on). ``infos[e]`` is the team info of env ``e`` (empty mid-episode).
+    """
+
+    next: TeamObs
+    final: TeamObs
+    reward: np.ndarray  # [E] float32
+    terminated: np.ndarray  # [E] bool
+    truncated: np.ndarray  # [E] bool
+    infos: list[dict[str, Any]]
+
+
+class TeamVecEnv(ABC):
+    """``num_envs`` team environments stepped together, with same-step autoreset."""
+
+    spec: TeamSpec
+    num_envs: int
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> TeamObs:
+        """Reset every env (env ``e`` gets ``seed + e``)."""
+
+    @abstractmethod
+    def step(self, actions: np.ndarray) -> TeamStep:
+        """Step with ``actions [E, N]``; finished envs reset at once."""
+
+    def render(self) -> Any:
+        """Render the first env, where the env supports it."""
+        raise NotImplementedError(f"{type(self).__name__} does not render")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the environments."""
+
+
+def _team_obs(batch: Mapping[str, np.ndarray]) -> TeamObs:
+    return TeamObs(batch["obs"], batch["state"], batch["avail"].astype(bool), batch["alive"].astype(bool))
+
+
+class GymTeamVecEnv(TeamVecEnv):
+    """``TeamEnv`` copies in gymnasium's ``SyncVectorEnv`` or ``AsyncVectorEnv`` (worker processes).
+
+    Args:
+        factory: zero-argument callable returning a fresh ParallelEnv.
+        num_envs: number of copies.
+        vectorization: ``"sync"`` (in-process) or ``"async"`` (one worker process per copy).
+        team_reward: see ``TeamEnv``.
+    """
+
+    def __init__(
+        self, factory: EnvFactory, num_envs: int = 1, vectorization: str = "sync", team_reward: TeamReward = "mean"
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        fns = [_TeamEnvFactory(factory, team_reward) for _ in range(num_envs)]
+        if vectorization == "sync":
+            self.vec: gym.vector.VectorEnv = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        elif vectorization == "async":
+            self.vec = AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
+        else:
+            raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+        self.num_envs = num_envs
+        self.spec = self.vec.get_attr("spec_")[0]
+
+    def reset(self, seed: int | None = None) -> TeamObs:
+        """Reset every env (env ``e`` gets ``seed + e``)."""
+        seeds = None if seed is None else [seed + e for e in range(self.num_envs)]
+        batch, _ = self.vec.reset(seed=seeds)
+        return _team_obs(batch)
+
+    def step(self, actions: np.ndarray) -> TeamStep:
+        """Step every env; finished ones reset at once (gymnasium's same-step autoreset)."""
+        batch, reward, terminated, truncated, info = self.vec.step(actions)
+        next_obs = _team_obs(batch)
+        done = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        final = next_obs
+        if done.any():
+            final = TeamObs(*(field.copy() for field in next_obs))
+            for e in np.flatnonzero(done):
+                last = info["final_obs"][e]
+                final.obs[e], final.state[e] = last["obs"], last["state"]
+                final.avail[e], final.alive[e] = last["avail"].astype(bool), last["alive"].astype(bool)
+                final_info = info.get("final_info", {})
+                infos[e] = {
+                    key: float(values[e])
+                    for key, values in final_info.items()
+                    if not key.startswith("_") and final_info[f"_{key}"][e]
+                }
+        return TeamStep(next_obs, final, reward.astype(np.float32), terminated, truncated, infos)
+
+    def render(self) -> Any:
+        """Render the first env."""
+        return self.vec.call("render")[0]
+
+    def close(self) -> None:
+        """Close the vector env and its workers."""
+        self.vec.close()
+
+
+class _TeamEnvFactory:
+    """Picklable ``TeamEnv`` constructor for gymnasium's worker processes."""
+
+    def __init__(self, factory: EnvFactory, team_reward: TeamReward) -> None:
+        self.factory = factory
+        self.team_reward = team_reward
+
+    def __call__(self) -> TeamEnv:
+        return TeamEnv(self.factory(), self.team_reward)
+
+
+def as_factory(env: ParallelEnv | EnvFactory) -> tuple[EnvFactory | None, ParallelEnv]:
+    """Split ``env`` (an instance or a zero-argument factory) into ``(factory or None, instance)``."""
+    if isinstance(env, ParallelEnv | AECEnv) or hasattr(env, "possible_agents"):
+        return None, _as_parallel_env(env)
+    if callable(env):
+        return env, _as_parallel_env(env())
+    raise TypeError(f"expected a PettingZoo ParallelEnv or a zero-argument factory of one, got {type(env)!r}")
+
+
+def make_team_vec_env(
+    env: ParallelEnv | EnvFactory,
+    n_envs: int = 1,
+    vectorization: str = "auto",
+    team_reward: TeamReward = "mean",
+) -> TeamVecEnv:
+    """Build the ``TeamVecEnv`` an algorithm trains on.
+
+    ``env`` is a ParallelEnv instance or a zero-argument factory. An env class may provide its own
+    batched implementation through a ``make_team_vec_env(num_envs)`` method (SMAX steps many
+    battles in one jitted call); otherwise ``n_envs`` copies run in gymnasium's vector env:
+    in-process for ``vectorization="sync"``, in worker processes for ``"async"``, and ``"auto"``
+    picks ``"async"`` when ``n_envs > 1`` and a factory was given.
+    """
+    factory, instance = as_factory(env)
+    native = getattr(instance, "make_team_vec_env", None)
+    if native is not None:
+        return native(num_envs=n_envs)
+    if factory is None:
+        if n_envs > 1:
+            raise ValueError(
+                "n_envs > 1 needs a zero-argument factory that builds a fresh env, e.g. "
+                "`LSFSAC('MlpPolicy', lambda: predator_prey_v0.parallel_env(), n_envs=4)`"
+            )
+        factory = _Once(instance)
+    if vectorization == "auto":
+        vectorization = "async" if n_envs > 1 and not isinstance(factory, _Once) else "sync"
+    return GymTeamVecEnv(factory, n_envs, vectorization, team_reward)
+
+
+class _Once:
+    """A factory that hands out one existing env instance (for ``n_envs=1`` with an instance)."""
+
+    def __init__(self, env: ParallelEnv) -> None:
+        self.env = env
+
+    def __call__(self) -> ParallelEnv:
+        return self.env
+
