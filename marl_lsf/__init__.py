@@ -1,0 +1,8 @@
+"""marl-lsf: LSF-SAC and value-decomposition baselines for cooperative multi-agent RL on PettingZoo."""
+
+from marl_lsf.algorithms import LSFSAC, MultiAgentAlgorithm
+from marl_lsf.evaluation import EvaluationResult, evaluate_policy
+
+__version__ = "0.1.0"
+
+__all__ = ["LSFSAC", "EvaluationResult", "MultiAgentAlgorithm", "__version__", "evaluate_policy"]

@@ -1,0 +1,604 @@
+"""The base every marl-lsf algorithm stands on, laid out like Stable-Baselines3's.
+
+* ``MultiAgentAlgorithm`` owns the environment (as a ``TeamVecEnv``), seeding, device, logger,
+  callbacks, the episode replay buffer, the collect-then-train loop, ``predict`` and save/load.
+* An algorithm subclass adds only its networks (``_build_networks``), how it acts
+  (``_policy_step``) and its losses (``train``).
+
+Reused from Stable-Baselines3: the logger (stdout/CSV/TensorBoard), callbacks (``BaseCallback``,
+``CallbackList``, ``ConvertCallback``, ``ProgressBarCallback``), schedules (``FloatSchedule``),
+``set_random_seed``, ``get_device``, ``polyak_update`` and ``update_learning_rate``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CallbackList,
+    ConvertCallback,
+    ProgressBarCallback,
+)
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import (
+    FloatSchedule,
+    configure_logger,
+    get_device,
+    set_random_seed,
+    update_learning_rate,
+)
+from torch import nn
+
+from marl_lsf.buffer import EpisodeReplayBuffer
+from marl_lsf.save_util import ModelFileError, load_model_file, save_model_file
+from marl_lsf.team_env import (
+    EnvFactory,
+    ParallelEnv,
+    TeamObs,
+    TeamSpec,
+    TeamStep,
+    TeamVecEnv,
+    make_team_vec_env,
+)
+
+SelfAlgorithm = TypeVar("SelfAlgorithm", bound="MultiAgentAlgorithm")
+MaybeCallback = BaseCallback | Callable[[dict[str, Any], dict[str, Any]], bool] | Sequence[BaseCallback] | None
+
+#: Attributes of the env that hint at its episode length (PettingZoo, SMAC, SMAX spellings).
+_EPISODE_LENGTH_ATTRS = ("max_cycles", "episode_limit", "max_steps", "max_episode_steps")
+
+
+class MultiAgentAlgorithm(ABC):
+    """Base of the cooperative MARL algorithms: env handling, rollouts, logging, save/load.
+
+    Args:
+        policy: ``"MlpPolicy"`` (feed-forward on the current observation) or ``"RnnPolicy"``
+            (GRU over the episode, trained with full-episode back-propagation).
+        env: a PettingZoo ``ParallelEnv`` or a zero-argument factory of one; None only when
+            loading a model for prediction.
+        learning_rate: Adam learning rate, a float or a schedule of the remaining progress.
+        buffer_size: replay capacity in episodes (pymarl's convention).
+        learning_starts: environment steps collected with uniformly random available actions
+            before training starts.
+        batch_size: episodes per training batch.
+        gamma: discount factor.
+        tau: soft target update coefficient (1.0 with ``target_update_interval > 1`` gives
+            pymarl's hard updates).
+        target_update_interval: gradient steps between target updates.
+        train_freq: completed episodes between training phases.
+        gradient_steps: gradient steps per training phase.
+        max_grad_norm: gradient clipping norm.
+        td_lambda: lambda of the TD(lambda) targets over each episode; 0 gives one-step targets.
+        hidden_dim: width of the agent networks.
+        mixer: ``"qmix"`` (monotonic hypernetwork mixer) or ``"vdn"`` (sum).
+        mixer_embed_dim: width of QMIX's mixing layer.
+        n_envs: environment copies collected from (``env`` must then be a factory, unless the env
+            provides its own batched form, as SMAX does).
+        vectorization: ``"auto"``, ``"sync"`` or ``"async"`` (worker processes); see
+            ``make_team_vec_env``.
+        team_reward: ``"mean"``, ``"sum"`` or a callable of the per-agent reward dict.
+        max_episode_steps: initial time capacity of the replay buffer; detected from the env when
+            None (the buffer grows if episodes are longer).
+        tensorboard_log: folder for TensorBoard logs (None: no TensorBoard).
+        verbose: 0 silent, 1 training info, 2 debug.
+        seed: seed for Python, NumPy, torch and the environments.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+        n_threads: torch CPU threads (None leaves torch's default).
+    """
+
+    policy_aliases: ClassVar[dict[str, str]] = {"MlpPolicy": "mlp", "RnnPolicy": "rnn"}
+
+    def __init__(
+        self,
+        policy: str,
+        env: ParallelEnv | EnvFactory | None,
+        learning_rate: float | Schedule = 5e-4,
+        buffer_size: int = 5000,
+        learning_starts: int = 0,
+        batch_size: int = 32,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        target_update_interval: int = 1,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
+        max_grad_norm: float = 10.0,
+        td_lambda: float = 0.6,
+        hidden_dim: int = 64,
+        mixer: str = "qmix",
+        mixer_embed_dim: int = 32,
+        n_envs: int = 1,
+        vectorization: str = "auto",
+        team_reward: str | Callable[[Mapping[str, float]], float] = "mean",
+        max_episode_steps: int | None = None,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        n_threads: int | None = None,
+        _spec: TeamSpec | None = None,
+        _init_setup_model: bool = True,
+    ) -> None:
+        if policy not in self.policy_aliases:
+            raise ValueError(f"unknown policy {policy!r}; expected one of {sorted(self.policy_aliases)}")
+        _check_positive(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq, n_envs=n_envs)
+        _check_positive(gradient_steps=gradient_steps, hidden_dim=hidden_dim, target_update_interval=target_update_interval)
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {tau}")
+        if not 0.0 <= td_lambda <= 1.0:
+            raise ValueError(f"td_lambda must be in [0, 1], got {td_lambda}")
+        if mixer not in ("qmix", "vdn"):
+            raise ValueError(f"mixer must be 'qmix' or 'vdn', got {mixer!r}")
+        self.policy = policy
+        self.torso = self.policy_aliases[policy]
+        self.learning_rate = learning_rate
+        self.buffer_size = buffer_size
+        self.learning_starts = learning_starts
+        self.batch_size = batch_size
+        self.gamma = gamma
+        self.tau = tau
+        self.target_update_interval = target_update_interval
+        self.train_freq = train_freq
+        self.gradient_steps = gradient_steps
+        self.max_grad_norm = max_grad_norm
+        self.td_lambda = td_lambda
+        self.hidden_dim = hidden_dim
+        self.mixer_kind = mixer
+        self.mixer_embed_dim = mixer_embed_dim
+        self.n_envs = n_envs
+        self.vectorization = vectorization
+        self.team_reward = team_reward
+        self.tensorboard_log = tensorboard_log
+        self.verbose = verbose
+        self.seed = seed
+        self.device = get_device(device)
+        self.n_threads = n_threads
+        if n_threads is not None:
+            torch.set_num_threads(n_threads)
+
+        self.env: TeamVecEnv | None = None
+        if env is not None:
+            self.env = make_team_vec_env(env, n_envs, vectorization, team_reward)
+            self.n_envs = self.env.num_envs
+            if _spec is not None and (problem := _spec.mismatch(self.env.spec)) is not None:
+                raise ValueError(f"the env does not match the model's spaces ({problem})")
+            _spec = self.env.spec
+            if verbose >= 1 and not _spec.state_from_env:
+                print("marl-lsf: the env has no state(); using the concatenated observations as the global state")
+        if _spec is None:
+            raise ValueError("an env is required (or a saved model's spec, through load())")
+        self.spec = _spec
+        self.max_episode_steps = max_episode_steps or _episode_length_hint(env) or 64
+
+        self.num_timesteps = 0
+        self._total_timesteps = 0
+        self._episode_num = 0
+        self._n_updates = 0
+        self._num_timesteps_at_start = 0
+        self._current_progress_remaining = 1.0
+        self._logger: Logger | None = None
+        self.ep_info_buffer: deque[dict[str, float]] = deque(maxlen=100)
+        self._last_obs: TeamObs | None = None
+        self._hidden: torch.Tensor | None = None
+        self._episode_return = np.zeros(self.n_envs)
+        self._episode_length = np.zeros(self.n_envs, dtype=np.int64)
+        self._rng = np.random.default_rng(seed)
+        self.lr_schedule: Schedule = FloatSchedule(learning_rate)
+        if _init_setup_model:
+            self._setup_model()
+
+    # -- construction ---------------------------------------------------------------------------
+
+    def _setup_model(self) -> None:
+        """Seed everything, build the networks, optimizers and the replay buffer."""
+        if self.seed is not None:
+            set_random_seed(self.seed, using_cuda=self.device.type == "cuda")
+        self._build_networks()
+        self.replay_buffer = EpisodeReplayBuffer(
+            self.buffer_size, self.spec, self.n_envs, self.max_episode_steps, self.device
+        )
+
+    @abstractmethod
+    def _build_networks(self) -> None:
+        """Create the torch modules and optimizers (on ``self.device``)."""
+
+    @abstractmethod
+    def _policy_step(
+        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Decentralized action selection: ``obs [E, N, O]``, ``avail [E, N, A]`` -> actions ``[E, N]``."""
+
+    @abstractmethod
+    def train(self, gradient_steps: int, batch_size: int) -> None:
+        """Run ``gradient_steps`` updates on batches of ``batch_size`` episodes."""
+
+    #: Names of the torch modules, optimizers and tensors saved with the model.
+    _saved_modules: ClassVar[tuple[str, ...]] = ()
+    _saved_optimizers: ClassVar[tuple[str, ...]] = ()
+    _saved_tensors: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def _params(self) -> dict[str, Any]:
+        """The algorithm-specific constructor arguments, JSON-serialisable, for ``save``."""
+
+    @property
+    def uses_rnn(self) -> bool:
+        """Whether the agent networks are recurrent."""
+        return self.torso == "rnn"
+
+    def actor_inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actor input ``[..., N, O + N]``: the observation and the agent's one-hot id."""
+        ids = torch.eye(self.spec.n_agents, device=obs.device).expand(*obs.shape[:-1], self.spec.n_agents)
+        return torch.cat([obs, ids], dim=-1)
+
+    def critic_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Critic input over an episode ``[B, T+1, N, O + A + N]``: observation, last action, agent id.
+
+        ``actions [B, T, N]`` are shifted one step: the input at ``t`` carries the action of ``t-1``
+        (zeros at ``t = 0``).
+        """
+        last = nn.functional.one_hot(actions, self.spec.n_actions).to(obs.dtype)
+        last = torch.cat([torch.zeros_like(last[:, :1]), last], dim=1)
+        ids = torch.eye(self.spec.n_agents, device=obs.device).expand(*obs.shape[:-1], self.spec.n_agents)
+        return torch.cat([obs, last, ids], dim=-1)
+
+    # -- logging and callbacks ----------------------------------------------------------------------
+
+    @property
+    def logger(self) -> Logger:
+        """The Stable-Baselines3 logger of the current run."""
+        if self._logger is None:
+            self._logger = configure_logger(self.verbose, None, "", True)
+        return self._logger
+
+    def set_logger(self, logger: Logger) -> None:
+        """Use a custom Stable-Baselines3 ``Logger`` (e.g. from ``stable_baselines3.common.logger.configure``)."""
+        self._logger = logger
+        self._custom_logger = True
+
+    def get_env(self) -> TeamVecEnv | None:
+        """The training environment (a ``TeamVecEnv``), as callbacks expect."""
+        return self.env
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool) -> BaseCallback:
+        if isinstance(callback, Sequence) and not isinstance(callback, BaseCallback):
+            callback = CallbackList(list(callback))
+        elif callback is None:
+            callback = CallbackList([])
+        elif not isinstance(callback, BaseCallback):
+            callback = ConvertCallback(callback)
+        if progress_bar:
+            callback = CallbackList([callback, ProgressBarCallback()])
+        callback.init_callback(self)
+        return callback
+
+    # -- the training loop ----------------------------------------------------------------------------
+
+    def learn(
+        self: SelfAlgorithm,
+        total_timesteps: int | float,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfAlgorithm:
+        """Train for ``total_timesteps`` environment steps (a float such as ``2e6`` works).
+
+        Args:
+            total_timesteps: environment steps to collect (one step of one env counts 1).
+            callback: a Stable-Baselines3 callback, a list of them, or a function
+                ``(locals, globals) -> bool``; returning False stops training.
+            log_interval: episodes between log dumps.
+            tb_log_name: TensorBoard run name (default: the class name).
+            reset_num_timesteps: start the step counter from 0 (False continues a loaded run).
+            progress_bar: show a rich progress bar (Stable-Baselines3's, through tqdm.rich).
+        """
+        if self.env is None:
+            raise RuntimeError("this model has no env; pass env= to load() or the constructor to train it")
+        if not float(total_timesteps).is_integer() or total_timesteps < 0:
+            raise ValueError(f"total_timesteps must be a non-negative whole number, got {total_timesteps}")
+        total_timesteps = int(total_timesteps)
+        total_timesteps = self._setup_learn(total_timesteps, reset_num_timesteps, tb_log_name)
+        callback = self._init_callback(callback, progress_bar)
+        callback.on_training_start(locals(), globals())
+        while self.num_timesteps < total_timesteps:
+            episodes, continue_training = self._collect_rollouts(callback, total_timesteps, log_interval)
+            if not continue_training:
+                break
+            if self.num_timesteps >= self.learning_starts and len(self.replay_buffer) > 0 and episodes > 0:
+                self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+                self.train(self.gradient_steps * max(1, episodes // self.train_freq), self.batch_size)
+        callback.on_training_end()
+        return self
+
+    def _setup_learn(self, total_timesteps: int, reset_num_timesteps: bool, tb_log_name: str | None) -> int:
+        self.start_time = time.time_ns()
+        if reset_num_timesteps or self._last_obs is None:
+            if reset_num_timesteps:
+                self.num_timesteps = 0
+                self._episode_num = 0
+            self._last_obs = self.env.reset(seed=self.seed)
+            self._hidden = None
+            self._episode_return[:] = 0
+            self._episode_length[:] = 0
+            self.replay_buffer.start(self._last_obs)
+        else:
+            total_timesteps += self.num_timesteps
+        self._total_timesteps = total_timesteps
+        self._num_timesteps_at_start = self.num_timesteps
+        if not getattr(self, "_custom_logger", False):
+            self._logger = configure_logger(
+                self.verbose, self.tensorboard_log, tb_log_name or type(self).__name__, reset_num_timesteps
+            )
+        return total_timesteps
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        self._current_progress_remaining = 1.0 - float(num_timesteps) / float(max(total_timesteps, 1))
+
+    def _update_learning_rate(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        lr = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", lr)
+        for optimizer in optimizers:
+            update_learning_rate(optimizer, lr)
+
+    def act(
+        self, obs: np.ndarray, avail: np.ndarray, hidden: torch.Tensor | None = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, torch.Tensor | None]:
+        """Actions ``[E, N]`` for observations ``[E, N, O]`` and masks ``[E, N, A]``, in one forward pass."""
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs, device=self.device)
+            avail_t = torch.as_tensor(avail, device=self.device)
+            actions, hidden = self._policy_step(obs_t, avail_t, hidden, deterministic)
+        return actions.cpu().numpy(), hidden
+
+    def _random_actions(self, avail: np.ndarray) -> np.ndarray:
+        """Uniformly random available actions (before ``learning_starts``)."""
+        scores = self._rng.random(avail.shape) * avail
+        return scores.argmax(-1)
+
+    def _collect_rollouts(self, callback: BaseCallback, total_timesteps: int, log_interval: int) -> tuple[int, bool]:
+        """Step all envs until ``train_freq`` episodes end (or the budget is spent)."""
+        episodes = 0
+        while episodes < self.train_freq and self.num_timesteps < total_timesteps:
+            obs = self._last_obs
+            if self.num_timesteps < self.learning_starts:
+                actions = self._random_actions(obs.avail)
+            else:
+                actions, self._hidden = self.act(obs.obs, obs.avail, self._hidden, deterministic=False)
+            step = self.env.step(actions)
+            self.num_timesteps += self.n_envs
+            self.replay_buffer.add(actions, step)
+            done = self._track_episodes(step)
+            episodes += done.size
+            self._last_obs = step.next
+            if self._hidden is not None and done.size:
+                self._hidden[done] = 0.0
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return episodes, False
+            for _ in range(done.size):
+                self._episode_num += 1
+                if log_interval and self._episode_num % log_interval == 0:
+                    self.dump_logs()
+        return episodes, True
+
+    def _track_episodes(self, step: TeamStep) -> np.ndarray:
+        self._episode_return += step.reward
+        self._episode_length += 1
+        done = np.flatnonzero(step.terminated | step.truncated)
+        for e in done:
+            info = {"r": float(self._episode_return[e]), "l": int(self._episode_length[e])}
+            if "won" in step.infos[e]:
+                info["won"] = float(step.infos[e]["won"])
+            self.ep_info_buffer.append(info)
+        self._episode_return[done] = 0.0
+        self._episode_length[done] = 0
+        return done
+
+    def dump_logs(self) -> None:
+        """Record rollout statistics and time, then write the logger's outputs."""
+        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+        fps = int((self.num_timesteps - self._num_timesteps_at_start) / elapsed)
+        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        if self.ep_info_buffer:
+            self.logger.record("rollout/ep_rew_mean", float(np.mean([ep["r"] for ep in self.ep_info_buffer])))
+            self.logger.record("rollout/ep_len_mean", float(np.mean([ep["l"] for ep in self.ep_info_buffer])))
+            wins = [ep["won"] for ep in self.ep_info_buffer if "won" in ep]
+            if wins:
+                self.logger.record("rollout/win_rate", float(np.mean(wins)))
+        self.logger.record("time/fps", fps)
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    # -- decentralized execution ----------------------------------------------------------------------
+
+    def predict(
+        self,
+        observation: Mapping[str, Any] | np.ndarray,
+        state: np.ndarray | None = None,
+        episode_start: np.ndarray | bool | None = None,
+        deterministic: bool = False,
+    ) -> tuple[dict[str, int] | np.ndarray, np.ndarray | None]:
+        """Per-agent actions from per-agent observations (decentralized: each agent sees only its own).
+
+        Args:
+            observation: a PettingZoo observation dict ``agent -> observation`` (any non-empty
+                subset of the trained agents: agents that have left are simply absent; dict
+                observations with an ``action_mask`` are honoured), or an array of shape
+                ``[N, *obs_shape]`` or ``[B, N, *obs_shape]`` for all ``N`` agents.
+            state: the recurrent state returned by the previous call (``RnnPolicy``), shape
+                ``[N, H]`` or ``[B, N, H]``; None starts from zeros.
+            episode_start: bool (or ``[B]`` bools) marking a new episode: its state is reset.
+            deterministic: greedy instead of sampled actions.
+
+        Returns:
+            ``(actions, state)``: actions in the input's form (a dict for a dict, an array for an
+            array) and the next recurrent state (None for ``MlpPolicy``).
+        """
+        is_dict = isinstance(observation, Mapping)
+        if is_dict:
+            if not observation:
+                raise ValueError("predict() got an empty observation dict")
+            obs, avail, alive = self.spec.encode(observation)
+            obs, avail, batched = obs[None], avail[None], False
+        else:
+            obs, batched = self._array_observation(np.asarray(observation, dtype=np.float32))
+            avail = np.zeros((*obs.shape[:2], self.spec.n_actions), dtype=bool)
+            for i, count in enumerate(self.spec.action_counts):
+                avail[:, i, :count] = True
+        hidden = None
+        if self.uses_rnn:
+            shape = (obs.shape[0], self.spec.n_agents, self.hidden_dim)
+            hidden_np = np.zeros(shape, dtype=np.float32) if state is None else np.asarray(state, dtype=np.float32)
+            hidden_np = hidden_np.reshape(shape) if hidden_np.size == np.prod(shape) else hidden_np
+            if hidden_np.shape != shape:
+                raise ValueError(f"state has shape {np.shape(state)}, expected {shape[1:] if not batched else shape}")
+            if episode_start is not None:
+                starts = np.broadcast_to(np.asarray(episode_start, dtype=bool).reshape(-1), (shape[0],))
+                hidden_np = np.where(starts[:, None, None], 0.0, hidden_np).astype(np.float32)
+            hidden = torch.as_tensor(hidden_np, device=self.device)
+        actions, hidden = self.act(obs, avail, hidden, deterministic)
+        next_state = None if hidden is None else hidden.cpu().numpy()
+        if is_dict:
+            actions_dict = {agent: int(actions[0, i]) for i, agent in enumerate(self.spec.agents) if alive[i]}
+            return actions_dict, None if next_state is None else next_state[0]
+        if not batched:
+            return actions[0], None if next_state is None else next_state[0]
+        return actions, next_state
+
+    def _array_observation(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Validate an array observation; returns ``([B, N, obs_dim], batched)``."""
+        n = self.spec.n_agents
+        shapes = set(self.spec.obs_shapes)
+        agent_shape = next(iter(shapes)) if len(shapes) == 1 else (self.spec.obs_dim,)
+        single = (n, *agent_shape)
+        if obs.shape == single:
+            batched = False
+        elif obs.ndim == len(single) + 1 and obs.shape[1:] == single:
+            batched = True
+        else:
+            raise ValueError(
+                f"observation array has shape {obs.shape}; expected {single} for the {n} agents "
+                f"{list(self.spec.agents)}, or (batch, *{single})"
+            )
+        if not np.isfinite(obs).all():
+            raise ValueError("observation contains NaN or inf")
+        flat = obs.reshape(-1, n, int(np.prod(agent_shape)))
+        padded = np.zeros((flat.shape[0], n, self.spec.obs_dim), dtype=np.float32)
+        padded[..., : flat.shape[-1]] = flat
+        return padded, batched
+
+    # -- save and load --------------------------------------------------------------------------------
+
+    def _module(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def save(self, path: str | Path, include_optimizers: bool = True) -> Path:
+        """Save the model as a zip of JSON settings and tensors (no pickled objects); returns the path."""
+        tensors: dict[str, Any] = {f"module/{name}": self._module(name).state_dict() for name in self._saved_modules}
+        if include_optimizers:
+            tensors.update({f"optim/{name}": self._module(name).state_dict() for name in self._saved_optimizers})
+        tensors.update({f"tensor/{name}": self._module(name).detach().cpu() for name in self._saved_tensors})
+        data = {
+            "algorithm": type(self).__name__,
+            "policy": self.policy,
+            "spec": self.spec.to_json(),
+            "params": self._params() | self._base_params(),
+            "num_timesteps": self.num_timesteps,
+            "episode_num": self._episode_num,
+            "n_updates": self._n_updates,
+        }
+        return save_model_file(path, data, tensors)
+
+    def _base_params(self) -> dict[str, Any]:
+        lr = self.learning_rate if isinstance(self.learning_rate, int | float) else self.lr_schedule(1.0)
+        return {
+            "learning_rate": lr,
+            "buffer_size": self.buffer_size,
+            "learning_starts": self.learning_starts,
+            "batch_size": self.batch_size,
+            "gamma": self.gamma,
+            "tau": self.tau,
+            "target_update_interval": self.target_update_interval,
+            "train_freq": self.train_freq,
+            "gradient_steps": self.gradient_steps,
+            "max_grad_norm": self.max_grad_norm,
+            "td_lambda": self.td_lambda,
+            "hidden_dim": self.hidden_dim,
+            "mixer": self.mixer_kind,
+            "mixer_embed_dim": self.mixer_embed_dim,
+            "team_reward": self.team_reward if isinstance(self.team_reward, str) else "mean",
+            "max_episode_steps": self.max_episode_steps,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def load(
+        cls: type[SelfAlgorithm],
+        path: str | Path,
+        env: ParallelEnv | EnvFactory | None = None,
+        device: torch.device | str = "auto",
+        **kwargs: Any,
+    ) -> SelfAlgorithm:
+        """Load a saved model; nothing in the file is executed (JSON + ``torch.load(weights_only=True)``).
+
+        Args:
+            path: the file written by ``save``.
+            env: the env to keep training or evaluating on (its spaces must match the model's).
+            device: where to put the networks.
+            **kwargs: constructor arguments to override (e.g. ``n_envs``, ``verbose``).
+        """
+        data, tensors = load_model_file(path, get_device(device))
+        if data.get("algorithm") != cls.__name__:
+            raise ModelFileError(f"{path} holds a {data.get('algorithm')!r} model, not {cls.__name__}; use {data.get('algorithm')}.load")
+        try:
+            spec = TeamSpec.from_json(data["spec"])
+            params = dict(data["params"]) | kwargs
+            model = cls(data["policy"], env, device=device, _spec=spec, _init_setup_model=False, **params)
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"{path}: model settings are incomplete or invalid ({exc})") from exc
+        model._setup_model()
+        try:
+            for name in model._saved_modules:
+                model._module(name).load_state_dict(tensors[f"module/{name}"])
+            for name in model._saved_optimizers:
+                if f"optim/{name}" in tensors:
+                    model._module(name).load_state_dict(tensors[f"optim/{name}"])
+            for name in model._saved_tensors:
+                model._module(name).data.copy_(tensors[f"tensor/{name}"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: saved tensors do not fit this {cls.__name__} ({exc})") from exc
+        model.num_timesteps = int(data.get("num_timesteps", 0))
+        model._episode_num = int(data.get("episode_num", 0))
+        model._n_updates = int(data.get("n_updates", 0))
+        return model
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _episode_length_hint(env: Any) -> int | None:
+    """Best guess of the env's episode length from common attribute names."""
+    if env is None or callable(env) and not hasattr(env, "possible_agents"):
+        return None
+    target = getattr(env, "unwrapped", env)
+    for name in _EPISODE_LENGTH_ATTRS:
+        value = getattr(target, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

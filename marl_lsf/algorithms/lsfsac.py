@@ -1,0 +1,267 @@
+"""LSF-SAC: value function factorization with latent state information sharing (Zhou, Lan, Aggarwal).
+
+Centralized training: per-agent critics Q_i(tau_i, ., m_i) conditioned on variational latent
+messages from every agent, mixed by QMIX into Q_tot, trained with a soft (maximum-entropy) TD
+target. Decentralized execution: each agent's actor pi_i(a | tau_i) sees only its own inputs.
+``train()`` follows DESIGN section 4 equation by equation (paper eqs. 12, 14, 15, 16).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from stable_baselines3.common.utils import polyak_update
+from torch import nn
+
+from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.algorithms.targets import lambda_returns
+from marl_lsf.buffer import EpisodeBatch
+from marl_lsf.nets import Actor, LatentCritic, make_mixer
+from marl_lsf.nets.agents import MASKED_LOGIT, masked_log_softmax
+
+
+class LSFSAC(MultiAgentAlgorithm):
+    """Latent State information sharing Factorized Soft Actor-Critic for cooperative discrete-action MARL.
+
+    Used as ``LSFSAC("MlpPolicy", env).learn(2e6)`` with any PettingZoo ``ParallelEnv``. Besides
+    the arguments of ``MultiAgentAlgorithm`` (learning rate, buffer, batch, gamma, tau,
+    TD(lambda), mixer, ``n_envs``, seed, device, logging), it takes:
+
+    Args:
+        ent_coef: temperature alpha. ``"auto"`` learns it from 1.0, ``"auto_0.05"`` learns it from
+            0.05 (Stable-Baselines3's spelling), a float fixes it (the paper's fixed-temperature
+            ablation is ``ent_coef=1.0``).
+        target_entropy: the entropy target H_bar of the temperature loss (eq. 15): ``"auto"``
+            gives each agent ``target_entropy_scale * log(number of its available actions)``,
+            a float is used as is.
+        target_entropy_scale: see ``target_entropy``.
+        latent_dim: size d of each latent message (the authors used 3); 0 switches latent
+            information off (the MASAC ablation).
+        latent_coef: lambda_1, the weight of the latent message loss (eq. 8).
+        kl_coef: beta, the weight of the KL term of the message loss (eq. 12).
+        n_critics: 1, or 2 for double Q (two critic+mixer sets; targets and the policy use the
+            minimum, as in SAC).
+        actor_learning_rate: actor learning rate (default: ``learning_rate``). The paper's
+            lambda_2 only rescales the actor's gradients, which Adam ignores, so it is not offered.
+        **kwargs: the arguments of ``MultiAgentAlgorithm``.
+    """
+
+    _saved_modules: ClassVar[tuple[str, ...]] = ("actor", "critics", "mixers", "critics_target", "mixers_target")
+    _saved_optimizers: ClassVar[tuple[str, ...]] = ("actor_optimizer", "critic_optimizer", "ent_coef_optimizer")
+    _saved_tensors: ClassVar[tuple[str, ...]] = ("log_ent_coef",)
+
+    def __init__(
+        self,
+        policy: str,
+        env: Any,
+        ent_coef: str | float = "auto_0.1",
+        target_entropy: str | float = "auto",
+        target_entropy_scale: float = 0.5,
+        latent_dim: int = 3,
+        latent_coef: float = 1.0,
+        kl_coef: float = 1e-3,
+        n_critics: int = 1,
+        actor_learning_rate: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.ent_coef = ent_coef
+        self.auto_ent_coef, self.initial_ent_coef = _parse_ent_coef(ent_coef)
+        if not (target_entropy == "auto" or isinstance(target_entropy, int | float)):
+            raise ValueError(f"target_entropy must be 'auto' or a float, got {target_entropy!r}")
+        if latent_dim < 0:
+            raise ValueError(f"latent_dim must be >= 0 (0 turns latent messages off), got {latent_dim}")
+        if n_critics not in (1, 2):
+            raise ValueError(f"n_critics must be 1 or 2 (double Q), got {n_critics}")
+        self.target_entropy = target_entropy
+        self.target_entropy_scale = target_entropy_scale
+        self.latent_dim = latent_dim
+        self.latent_coef = latent_coef
+        self.kl_coef = kl_coef
+        self.n_critics = n_critics
+        self.actor_learning_rate = actor_learning_rate
+        super().__init__(policy, env, **kwargs)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "ent_coef": self.ent_coef,
+            "target_entropy": self.target_entropy,
+            "target_entropy_scale": self.target_entropy_scale,
+            "latent_dim": self.latent_dim,
+            "latent_coef": self.latent_coef,
+            "kl_coef": self.kl_coef,
+            "n_critics": self.n_critics,
+            "actor_learning_rate": self.actor_learning_rate,
+        }
+
+    def _build_networks(self) -> None:
+        n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
+        self.actor = Actor(o + n, a, self.hidden_dim, self.torso).to(self.device)
+        self.critics = nn.ModuleList(
+            LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso) for _ in range(self.n_critics)
+        ).to(self.device)
+        self.mixers = nn.ModuleList(
+            make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim) for _ in range(self.n_critics)
+        ).to(self.device)
+        self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.mixers_target = copy.deepcopy(self.mixers).requires_grad_(False)
+        lr = self.lr_schedule(1.0)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_learning_rate or lr)
+        self.critic_optimizer = torch.optim.Adam([*self.critics.parameters(), *self.mixers.parameters()], lr=lr)
+        self.log_ent_coef = torch.full((1,), math.log(self.initial_ent_coef), device=self.device)
+        self.log_ent_coef.requires_grad_(self.auto_ent_coef)
+        self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=lr) if self.auto_ent_coef else None
+
+    def _module(self, name: str) -> Any:
+        module = getattr(self, name)
+        return module if module is not None else _Absent()
+
+    def _policy_step(
+        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits, hidden = self.actor(self.actor_inputs(obs)[:, None], hidden)
+        logits = logits[:, 0].masked_fill(~avail, MASKED_LOGIT)
+        if deterministic:
+            return logits.argmax(-1), hidden
+        return torch.distributions.Categorical(logits=logits).sample(), hidden
+
+    @torch.no_grad()
+    def policy_probs(self, obs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+        """Action probabilities ``[..., N, A]`` of the decentralized actors for one step (no memory)."""
+        logits, _ = self.actor(self.actor_inputs(obs).unsqueeze(-3))
+        return masked_log_softmax(logits.squeeze(-3), avail).exp()
+
+    def _target_entropy(self, avail: torch.Tensor) -> torch.Tensor:
+        if self.target_entropy == "auto":
+            return self.target_entropy_scale * avail.sum(-1).clamp(min=1).float().log()
+        return torch.full(avail.shape[:-1], float(self.target_entropy), device=avail.device)
+
+    def train(self, gradient_steps: int, batch_size: int) -> None:
+        """``gradient_steps`` updates of critics, actor and temperature on sampled episodes."""
+        optimizers = [self.actor_optimizer, self.critic_optimizer]
+        self._update_learning_rate(optimizers)
+        stats: dict[str, list[float]] = {}
+        for _ in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, self._rng)
+            for key, value in self._train_step(batch).items():
+                stats.setdefault(key, []).append(value)
+            self._n_updates += 1
+            if self._n_updates % self.target_update_interval == 0:
+                polyak_update(self.critics.parameters(), self.critics_target.parameters(), self.tau)
+                polyak_update(self.mixers.parameters(), self.mixers_target.parameters(), self.tau)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in stats.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
+        filled = batch.filled.float()  # [B, T]
+        alive = batch.alive.float()  # [B, T+1, N]
+        agent_mask = alive[:, :-1] * filled[..., None]  # [B, T, N] valid agent-steps
+        n_steps, n_agent_steps = filled.sum().clamp(min=1.0), agent_mask.sum().clamp(min=1.0)
+        state, next_alive = batch.state[:, :-1], alive[:, :-1]
+
+        # Decentralized actors pi_i(a | tau_i) at every step of the episodes.
+        logits, _ = self.actor(self.actor_inputs(batch.obs))
+        log_pi = masked_log_softmax(logits, batch.avail)  # [B, T+1, N, A]
+        pi = log_pi.exp()
+        alpha = self.log_ent_coef.detach().exp()
+        critic_in = self.critic_inputs(batch.obs, batch.actions)
+
+        # Soft TD target (eq. 16, soft form): y = r + gamma (1 - d) Mixer^-(s', [V_i^-(tau'_i)]),
+        # V_i^-(tau) = sum_a pi_i(a | tau) [Q_i^-(tau, a, m_i) - alpha log pi_i(a | tau)]; with TD(lambda).
+        with torch.no_grad():
+            next_values = []
+            for critic_target, mixer_target in zip(self.critics_target, self.mixers_target, strict=True):
+                q_target, _, _ = critic_target(critic_in, sample=False)
+                v_target = (pi * (q_target - alpha * log_pi)).sum(-1) * alive
+                next_values.append(mixer_target(v_target, batch.state)[:, 1:])
+            next_value = torch.stack(next_values).min(0).values
+            y = lambda_returns(batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda)
+
+        # TD loss: L_TD = (Mixer(s, [Q_i(tau_i, a_i, m_i)]) - y)^2 over filled steps.
+        # Latent message loss (eq. 12): L_m = CE(pi_j detached, q_psi(. | tau_j, m_j)) + beta KL(N(mu, I) || N(0, I)).
+        td_loss = torch.zeros((), device=self.device)
+        latent_loss = torch.zeros((), device=self.device)
+        q_values = []
+        for critic, mixer in zip(self.critics, self.mixers, strict=True):
+            q, latent, _ = critic(critic_in, sample=True)
+            q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * next_alive
+            q_tot = mixer(q_taken, state)
+            td_loss = td_loss + ((q_tot - y).pow(2) * filled).sum() / n_steps
+            if latent is not None:
+                log_q_psi = masked_log_softmax(latent.decoder_logits[:, :-1], batch.avail[:, :-1])
+                cross_entropy = -(pi[:, :-1].detach() * log_q_psi).sum(-1)
+                kl = 0.5 * latent.mu[:, :-1].pow(2).sum((-2, -1))
+                latent_loss = latent_loss + ((cross_entropy + self.kl_coef * kl) * agent_mask).sum() / n_agent_steps
+            q_values.append(q[:, :-1].detach())
+        critic_loss = td_loss + self.latent_coef * latent_loss
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        nn.utils.clip_grad_norm_([*self.critics.parameters(), *self.mixers.parameters()], self.max_grad_norm)
+        self.critic_optimizer.step()
+
+        # Policy loss (eq. 14): L_pi = -Mixer(s, [sum_a pi_i(a | tau_i) (Q_i(tau_i, a, m_i) - alpha log pi_i)]),
+        # gradients into the actor only (Q detached, mixer weights held constant).
+        pi_t, log_pi_t = pi[:, :-1], log_pi[:, :-1]
+        joint_values = []
+        for q, mixer in zip(q_values, self.mixers, strict=True):
+            with torch.no_grad():
+                weights = mixer.weights(state)
+            v_pi = (pi_t * (q - alpha * log_pi_t)).sum(-1) * next_alive
+            joint_values.append(mixer.mix(v_pi, weights))
+        actor_loss = -(torch.stack(joint_values).min(0).values * filled).sum() / n_steps
+        self.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
+        self.actor_optimizer.step()
+
+        # Temperature (eq. 15): J(alpha) = E[sum_a pi_i(a) (-alpha) (log pi_i(a) + H_bar)] = E[alpha (H(pi_i) - H_bar)].
+        entropy = -(pi_t * log_pi_t).sum(-1).detach()
+        stats = {
+            "td_loss": td_loss.item(),
+            "latent_loss": latent_loss.item(),
+            "critic_loss": critic_loss.item(),
+            "actor_loss": actor_loss.item(),
+            "entropy": ((entropy * agent_mask).sum() / n_agent_steps).item(),
+            "ent_coef": alpha.item(),
+            "q_tot": ((y * filled).sum() / n_steps).item(),
+        }
+        if self.ent_coef_optimizer is not None:
+            target = self._target_entropy(batch.avail[:, :-1])
+            ent_coef_loss = (self.log_ent_coef.exp() * (entropy - target) * agent_mask).sum() / n_agent_steps
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+            stats["ent_coef_loss"] = ent_coef_loss.item()
+        return stats
+
+
+class _Absent:
+    """Stands in for an optimizer that a configuration does not have (fixed temperature)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
+
+def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
+    """``(learned, initial value)`` from Stable-Baselines3's ``ent_coef`` spelling."""
+    if isinstance(ent_coef, str):
+        if ent_coef == "auto":
+            return True, 1.0
+        if ent_coef.startswith("auto_"):
+            try:
+                value = float(ent_coef.removeprefix("auto_"))
+            except ValueError:
+                value = -1.0
+            if value > 0:
+                return True, value
+        raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<initial value>', got {ent_coef!r}")
+    if not ent_coef >= 0:
+        raise ValueError(f"ent_coef must be >= 0, got {ent_coef}")
+    return False, max(float(ent_coef), 1e-12)

@@ -1,0 +1,188 @@
+"""Episode replay buffer: whole episodes, padded to a common length, with filled/alive masks.
+
+Rollouts write one vector step at a time for all environments into a staging area (one fancy-
+indexed write per field); an episode that ends is copied into a ring of ``capacity`` episodes.
+Sampling returns a batch of whole episodes cut to the longest one in the batch (pymarl's
+``max_t_filled``), so recurrent networks unroll each episode from a zero hidden state.
+
+Storage is allocated with ``np.zeros``: the operating system commits pages only as episodes fill
+them, so a large ``capacity`` costs memory in proportion to what is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from marl_lsf.team_env import TeamObs, TeamSpec, TeamStep
+
+
+class EpisodeBatch(NamedTuple):
+    """A batch of ``B`` padded episodes of ``T`` transitions, as tensors.
+
+    Per-step fields have ``T + 1`` entries (the observation after the last transition included).
+    """
+
+    obs: torch.Tensor  # [B, T+1, N, O] float32
+    state: torch.Tensor  # [B, T+1, S] float32
+    avail: torch.Tensor  # [B, T+1, N, A] bool
+    alive: torch.Tensor  # [B, T+1, N] bool
+    actions: torch.Tensor  # [B, T, N] int64
+    reward: torch.Tensor  # [B, T] float32
+    terminated: torch.Tensor  # [B, T] float32 (1.0 where the episode truly ended, no bootstrap)
+    filled: torch.Tensor  # [B, T] bool (a real transition, not padding)
+
+
+_STEP_FIELDS = ("obs", "state", "avail", "alive")
+
+
+class EpisodeReplayBuffer:
+    """Ring buffer of whole episodes fed by ``num_envs`` environments at once.
+
+    Args:
+        capacity: number of episodes kept (the oldest are overwritten).
+        spec: the team view's shapes.
+        num_envs: number of environments writing in parallel.
+        max_episode_steps: initial time capacity; it doubles whenever a longer episode arrives.
+        device: where sampled batches are put.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        spec: TeamSpec,
+        num_envs: int = 1,
+        max_episode_steps: int = 64,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"buffer capacity must be >= 1 episode, got {capacity}")
+        self.capacity = capacity
+        self.spec = spec
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.max_steps = max(1, int(max_episode_steps))
+        self.storage = self._allocate(capacity, self.max_steps)
+        self.lengths = np.zeros(capacity, dtype=np.int64)
+        self.stage = self._allocate(num_envs, self.max_steps)
+        self.stage_t = np.zeros(num_envs, dtype=np.int64)
+        self.pos = 0
+        self.full = False
+        self.episodes_added = 0
+
+    def _allocate(self, rows: int, steps: int) -> dict[str, np.ndarray]:
+        n, o, a, s = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions, self.spec.state_dim
+        return {
+            "obs": np.zeros((rows, steps + 1, n, o), dtype=np.float32),
+            "state": np.zeros((rows, steps + 1, s), dtype=np.float32),
+            "avail": np.zeros((rows, steps + 1, n, a), dtype=bool),
+            "alive": np.zeros((rows, steps + 1, n), dtype=bool),
+            "actions": np.zeros((rows, steps, n), dtype=np.int64),
+            "reward": np.zeros((rows, steps), dtype=np.float32),
+            "terminated": np.zeros((rows, steps), dtype=np.float32),
+        }
+
+    def _grow(self) -> None:
+        """Double the time capacity of storage and staging (keeps what is stored)."""
+        old = self.max_steps
+        self.max_steps = 2 * old
+        for name in ("storage", "stage"):
+            arrays = getattr(self, name)
+            rows = arrays["reward"].shape[0]
+            grown = self._allocate(rows, self.max_steps)
+            for key, value in arrays.items():
+                grown[key][:, : value.shape[1]] = value
+            setattr(self, name, grown)
+
+    def __len__(self) -> int:
+        """Number of complete episodes stored."""
+        return self.capacity if self.full else self.pos
+
+    def start(self, first: TeamObs) -> None:
+        """Begin a fresh episode in every environment at ``first``."""
+        self.stage_t[:] = 0
+        self._write_obs(np.arange(self.num_envs), np.zeros(self.num_envs, dtype=np.int64), first)
+
+    def _write_obs(self, envs: np.ndarray, t: np.ndarray, obs: TeamObs) -> None:
+        for key, value in zip(_STEP_FIELDS, obs, strict=True):
+            self.stage[key][envs, t] = value[envs]
+
+    def add(self, actions: np.ndarray, step: TeamStep) -> int:
+        """Record one vector step (``actions [E, N]`` and its result); returns episodes completed."""
+        envs, t = np.arange(self.num_envs), self.stage_t
+        if int(t.max()) + 1 > self.max_steps:
+            self._grow()
+        self.stage["actions"][envs, t] = actions
+        self.stage["reward"][envs, t] = step.reward
+        self.stage["terminated"][envs, t] = step.terminated
+        self._write_obs(envs, t + 1, step.final)
+        self.stage_t += 1
+        done = np.flatnonzero(step.terminated | step.truncated)
+        for e in done:
+            self._commit(int(e))
+        if done.size:
+            self.stage_t[done] = 0
+            self._write_obs(done, np.zeros(done.size, dtype=np.int64), step.next)
+        return int(done.size)
+
+    def _commit(self, e: int) -> None:
+        length = int(self.stage_t[e])
+        slot = self.pos
+        for key, value in self.stage.items():
+            steps = length + 1 if key in _STEP_FIELDS else length
+            self.storage[key][slot, :steps] = value[e, :steps]
+            self.storage[key][slot, steps:] = 0
+        self.lengths[slot] = length
+        self.pos = (self.pos + 1) % self.capacity
+        self.full = self.full or self.pos == 0
+        self.episodes_added += 1
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
+        """Sample ``batch_size`` stored episodes uniformly (with replacement if fewer are stored)."""
+        stored = len(self)
+        if stored == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        idx = rng.choice(stored, size=batch_size, replace=stored < batch_size)
+        return self.get(idx)
+
+    def get(self, idx: np.ndarray) -> EpisodeBatch:
+        """The episodes at storage slots ``idx`` as a batch cut to their longest length."""
+        lengths = self.lengths[idx]
+        horizon = int(lengths.max())
+        fields: dict[str, Any] = {}
+        for key, value in self.storage.items():
+            steps = horizon + 1 if key in _STEP_FIELDS else horizon
+            fields[key] = torch.as_tensor(value[idx, :steps], device=self.device)
+        filled = torch.as_tensor(np.arange(horizon)[None, :] < lengths[:, None], device=self.device)
+        return EpisodeBatch(filled=filled, **fields)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Stored episodes as arrays (for checkpoints); staging of unfinished episodes is not kept."""
+        stored = len(self)
+        horizon = int(self.lengths[:stored].max()) if stored else 0
+        data: dict[str, Any] = {
+            key: torch.from_numpy(value[:stored, : horizon + 1].copy()) for key, value in self.storage.items()
+        }
+        data.update(
+            lengths=torch.from_numpy(self.lengths[:stored].copy()),
+            pos=self.pos,
+            full=self.full,
+            episodes_added=self.episodes_added,
+        )
+        return data
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Restore episodes saved by ``state_dict``."""
+        lengths = data["lengths"].numpy()
+        stored = lengths.size
+        if stored > self.capacity:
+            raise ValueError(f"saved buffer holds {stored} episodes, more than this buffer's capacity {self.capacity}")
+        while stored and int(lengths.max()) > self.max_steps:
+            self._grow()
+        for key in self.storage:
+            value = data[key].numpy()
+            self.storage[key][:stored, : value.shape[1]] = value
+        self.lengths[:stored] = lengths
+        self.pos, self.full, self.episodes_added = int(data["pos"]), bool(data["full"]), int(data["episodes_added"])

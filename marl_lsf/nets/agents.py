@@ -1,0 +1,131 @@
+"""Agent networks, shared across agents (parameter sharing; inputs carry the agent's one-hot id).
+
+* ``Actor``: the decentralized policy pi_i(a | tau_i), logits over actions.
+* ``QNetwork``: per-agent utilities Q_i(tau_i, .) (QMIX, VDN, LSF-SAC without latent messages).
+* ``LatentCritic``: LSF-SAC's per-agent critic Q_i(tau_i, ., m_i) with the variational message
+  encoder f_m and the action decoder q_psi (paper section V-B, DESIGN section 4).
+
+Shapes: inputs ``x [B, T, N, in]``, hidden ``h [B, N, H]``; outputs ``[B, T, N, A]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from marl_lsf.nets.torsos import make_torso
+
+#: Logit given to unavailable actions: exp() underflows to exactly 0 in float32.
+MASKED_LOGIT = -1e9
+
+
+def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities over available actions; unavailable ones get ~-1e9 (probability 0)."""
+    return torch.log_softmax(logits.masked_fill(~avail, MASKED_LOGIT), dim=-1)
+
+
+class Actor(nn.Module):
+    """Decentralized policy: torso on the agent's own input, then logits over actions.
+
+    Args:
+        in_dim: agent input size (observation + one-hot id).
+        n_actions: number of (padded) actions.
+        hidden_dim: torso width.
+        torso: ``"mlp"`` or ``"rnn"``.
+    """
+
+    def __init__(self, in_dim: int, n_actions: int, hidden_dim: int = 64, torso: str = "mlp") -> None:
+        super().__init__()
+        self.torso = make_torso(torso, in_dim, hidden_dim)
+        self.head = nn.Linear(hidden_dim, n_actions)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``[B, T, N, A]`` and the torso's last hidden state."""
+        features, h = self.torso(x, h)
+        return self.head(features), h
+
+
+class QNetwork(nn.Module):
+    """Per-agent utilities Q_i(tau_i, .): torso then a linear head (pymarl's RNN agent)."""
+
+    def __init__(self, in_dim: int, n_actions: int, hidden_dim: int = 64, torso: str = "mlp") -> None:
+        super().__init__()
+        self.torso = make_torso(torso, in_dim, hidden_dim)
+        self.head = nn.Linear(hidden_dim, n_actions)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Utilities ``[B, T, N, A]`` and the torso's last hidden state."""
+        features, h = self.torso(x, h)
+        return self.head(features), h
+
+
+class LatentOutput(NamedTuple):
+    """What the latent-message machinery produced in a critic forward pass."""
+
+    mu: torch.Tensor  # [B, T, N(sender), N(receiver), d] message means f_m(tau_j)
+    decoder_logits: torch.Tensor  # [B, T, N, A] q_psi(a_j | tau_j, m_j)
+
+
+class LatentCritic(nn.Module):
+    """LSF-SAC's per-agent critic Q_i(tau_i, ., m_i) with variational latent messages.
+
+    Each agent j's critic features give message means mu_j = f_m(tau_j), one d-dimensional
+    message for every receiver i; messages are sampled m_{j->i} ~ N(mu_{j->i}, I) with the
+    reparameterization trick. Receiver i's critic head reads its features and
+    m_i = [m_{1->i}, ..., m_{n->i}]; the decoder q_psi predicts agent j's action from j's features
+    and its incoming messages m_j. With ``latent_dim = 0`` there are no messages (MASAC).
+
+    Args:
+        in_dim: critic input size (observation + last action + one-hot id).
+        n_agents: number of agents (senders and receivers).
+        n_actions: number of (padded) actions.
+        hidden_dim: torso width.
+        latent_dim: message size d (the authors used 3); 0 turns latent information off.
+        torso: ``"mlp"`` or ``"rnn"``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_agents: int,
+        n_actions: int,
+        hidden_dim: int = 64,
+        latent_dim: int = 3,
+        torso: str = "mlp",
+    ) -> None:
+        super().__init__()
+        self.n_agents, self.latent_dim = n_agents, latent_dim
+        self.torso = make_torso(torso, in_dim, hidden_dim)
+        message_in = n_agents * latent_dim
+        self.q_head = nn.Sequential(nn.Linear(hidden_dim + message_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions))
+        if latent_dim > 0:
+            self.encoder = nn.Sequential(
+                nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_agents * latent_dim)
+            )
+            self.decoder = nn.Sequential(
+                nn.Linear(hidden_dim + message_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions)
+            )
+
+    @property
+    def uses_latent(self) -> bool:
+        """Whether latent messages are on."""
+        return self.latent_dim > 0
+
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor | None = None, sample: bool = True
+    ) -> tuple[torch.Tensor, LatentOutput | None, torch.Tensor | None]:
+        """Q-values ``[B, T, N, A]``, the latent output (None without messages), last hidden state.
+
+        ``sample=False`` uses the message means instead of samples (targets and read-outs).
+        """
+        features, h = self.torso(x, h)
+        if not self.uses_latent:
+            return self.q_head(features), None, h
+        b, t, n, _ = features.shape
+        mu = self.encoder(features).view(b, t, n, n, self.latent_dim)
+        messages = mu + torch.randn_like(mu) if sample else mu
+        incoming = messages.transpose(2, 3).reshape(b, t, n, n * self.latent_dim)
+        critic_in = torch.cat([features, incoming], dim=-1)
+        return self.q_head(critic_in), LatentOutput(mu, self.decoder(critic_in)), h
