@@ -1,21 +1,30 @@
 """Model files as data: a zip of ``data.json`` (settings, spaces, counters) and ``tensors.pt``.
 
 ``tensors.pt`` holds only tensors, numbers, strings and containers of them (network and optimizer
-state dicts) and is read with ``torch.load(weights_only=True)``, which refuses any pickled object
-instead of running it. Nothing else in the file is ever executed.
+state dicts, RNG states, optionally the replay buffer) and is read with
+``torch.load(weights_only=True)``, which refuses any pickled object instead of running it. Nothing
+else in the file is ever executed.
+
+Files are written atomically: the zip is built in a temporary file next to the target, flushed to
+disk, then renamed over the target with ``os.replace``. A crash (or a full disk) mid-write leaves the
+previous file untouched and at most a stray ``.<name>.*.tmp`` file beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pickle
+import random
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 FORMAT_VERSION = 1
@@ -34,31 +43,50 @@ def model_path(path: str | os.PathLike[str]) -> Path:
 
 
 def save_model_file(path: str | os.PathLike[str], data: dict[str, Any], tensors: dict[str, Any]) -> Path:
-    """Write a model file atomically: a crash mid-write never leaves a truncated file at ``path``."""
+    """Write a model file atomically: a crash mid-write never leaves a truncated file at ``path``.
+
+    ``tensors`` is streamed into the zip member (no second copy in memory), so large replay
+    buffers can be saved. Returns the path written (with ``.zip`` added when missing).
+    """
     path = model_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = io.BytesIO()
-    torch.save(tensors, payload)
     data = {"format_version": FORMAT_VERSION, **data}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(DATA_NAME, json.dumps(data, indent=2, sort_keys=True))
-            archive.writestr(TENSORS_NAME, payload.getvalue())
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(DATA_NAME, json.dumps(data, indent=2, sort_keys=True))
+                with archive.open(TENSORS_NAME, "w", force_zip64=True) as member:
+                    torch.save(tensors, member)
             raw.flush()
-        with open(tmp, "rb") as written:
-            os.fsync(written.fileno())
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where directories cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def load_model_file(
     path: str | os.PathLike[str], device: torch.device | str = "cpu"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read ``(data, tensors)`` from a model file without executing anything in it."""
+    """Read ``(data, tensors)`` from a model file without executing anything in it.
+
+    Raises ``FileNotFoundError`` when there is no file, ``ModelFileError`` (a ``ValueError``) for
+    a file that is not a complete marl-lsf model file or that holds anything but tensors and
+    plain data.
+    """
     path = Path(path)
     if not path.exists() and model_path(path).exists():
         path = model_path(path)
@@ -66,17 +94,20 @@ def load_model_file(
         raise FileNotFoundError(f"no model file at {path}")
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            missing = {DATA_NAME, TENSORS_NAME} - names
+            missing = {DATA_NAME, TENSORS_NAME} - set(archive.namelist())
             if missing:
                 raise ModelFileError(f"{path} is not a marl-lsf model file: it lacks {sorted(missing)}")
             data = json.loads(archive.read(DATA_NAME))
             raw_tensors = archive.read(TENSORS_NAME)
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(f"{path} is not a readable model file (truncated or corrupt zip: {exc})") from exc
-    except json.JSONDecodeError as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
+        raise ModelFileError(
+            f"{path} is not a readable model file (truncated or corrupt zip: {exc})"
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: {DATA_NAME} is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: {DATA_NAME} does not hold a JSON object")
+    if data.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: unsupported model file format {data.get('format_version')!r}")
     try:
         tensors = torch.load(io.BytesIO(raw_tensors), map_location=device, weights_only=True)
@@ -85,8 +116,64 @@ def load_model_file(
             f"{path}: {TENSORS_NAME} contains pickled objects other than tensors; refusing to load it "
             f"(nothing from it was run). Details: {exc}"
         ) from exc
-    except (RuntimeError, EOFError) as exc:
+    except (RuntimeError, EOFError, ValueError) as exc:
         raise ModelFileError(f"{path}: {TENSORS_NAME} is truncated or corrupt ({exc})") from exc
     if not isinstance(tensors, dict):
         raise ModelFileError(f"{path}: {TENSORS_NAME} does not hold a dict of tensors")
     return data, tensors
+
+
+def rng_state(generator: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Capture every random number generator a run draws from, as JSON and tensors (no pickle).
+
+    Covers Python's ``random``, NumPy's global generator, torch's CPU (and, when initialised, CUDA)
+    generators and ``generator``, a model's own ``numpy.random.Generator``. Returns
+    ``(json_data, tensors)`` for ``restore_rng_state``.
+    """
+    version, internal, gauss = random.getstate()
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"] = {
+        "key": numpy_state["state"]["key"].tolist(),
+        "pos": int(numpy_state["state"]["pos"]),
+    }
+    data = {
+        "python": [version, list(internal), gauss],
+        "numpy": numpy_state,
+        "generator": generator.bit_generator.state,
+    }
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    return data, tensors
+
+
+def restore_rng_state(data: dict[str, Any], tensors: dict[str, Any], generator: Any) -> None:
+    """Restore the generators captured by ``rng_state`` (``generator`` is set in place).
+
+    Raises ``ModelFileError`` when the saved states are malformed (nothing is restored then, except
+    possibly the generators before the malformed one).
+    """
+    try:
+        version, internal, gauss = data["python"]
+        if generator.bit_generator.state["bit_generator"] != data["generator"]["bit_generator"]:
+            raise ValueError(
+                f"saved generator is {data['generator']['bit_generator']}, "
+                f"the model uses {generator.bit_generator.state['bit_generator']}"
+            )
+        numpy_state = dict(data["numpy"])
+        numpy_state["state"] = {
+            "key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
+            "pos": int(numpy_state["state"]["pos"]),
+        }
+        random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+        np.random.set_state(numpy_state)
+        generator.bit_generator.state = data["generator"]
+        torch.set_rng_state(tensors["torch"].cpu().to(torch.uint8))
+        if (
+            "cuda" in tensors
+            and torch.cuda.is_available()
+            and torch.cuda.device_count() == len(tensors["cuda"])
+        ):
+            torch.cuda.set_rng_state_all(list(tensors["cuda"].cpu().to(torch.uint8)))
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise ModelFileError(f"saved random number generator states are malformed ({exc})") from exc

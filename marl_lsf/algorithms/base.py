@@ -12,6 +12,7 @@ Reused from Stable-Baselines3: the logger (stdout/CSV/TensorBoard), callbacks (`
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -39,7 +40,13 @@ from stable_baselines3.common.utils import (
 from torch import nn
 
 from marl_lsf.buffer import EpisodeReplayBuffer
-from marl_lsf.save_util import ModelFileError, load_model_file, save_model_file
+from marl_lsf.save_util import (
+    ModelFileError,
+    load_model_file,
+    restore_rng_state,
+    rng_state,
+    save_model_file,
+)
 from marl_lsf.team_env import (
     EnvFactory,
     ParallelEnv,
@@ -51,10 +58,22 @@ from marl_lsf.team_env import (
 )
 
 SelfAlgorithm = TypeVar("SelfAlgorithm", bound="MultiAgentAlgorithm")
-MaybeCallback = BaseCallback | Callable[[dict[str, Any], dict[str, Any]], bool] | Sequence[BaseCallback] | None
+MaybeCallback = (
+    BaseCallback | Callable[[dict[str, Any], dict[str, Any]], bool] | Sequence[BaseCallback] | None
+)
 
 #: Attributes of the env that hint at its episode length (PettingZoo, SMAC, SMAX spellings).
 _EPISODE_LENGTH_ATTRS = ("max_cycles", "episode_limit", "max_steps", "max_episode_steps")
+
+#: Constructor arguments a model file may not set: they concern this machine and this run (where
+#: to log, how many threads and workers), so only the caller of ``load`` chooses them.
+_LOCAL_ARGUMENTS = frozenset(
+    {"policy", "env", "device", "tensorboard_log", "verbose", "n_envs", "vectorization", "n_threads"}
+)
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinite loss or parameter; raised before anything else uses it."""
 
 
 class MultiAgentAlgorithm(ABC):
@@ -130,7 +149,11 @@ class MultiAgentAlgorithm(ABC):
         if policy not in self.policy_aliases:
             raise ValueError(f"unknown policy {policy!r}; expected one of {sorted(self.policy_aliases)}")
         _check_positive(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq, n_envs=n_envs)
-        _check_positive(gradient_steps=gradient_steps, hidden_dim=hidden_dim, target_update_interval=target_update_interval)
+        _check_positive(
+            gradient_steps=gradient_steps,
+            hidden_dim=hidden_dim,
+            target_update_interval=target_update_interval,
+        )
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         if not 0.0 < tau <= 1.0:
@@ -174,7 +197,9 @@ class MultiAgentAlgorithm(ABC):
                 raise ValueError(f"the env does not match the model's spaces ({problem})")
             _spec = self.env.spec
             if verbose >= 1 and not _spec.state_from_env:
-                print("marl-lsf: the env has no state(); using the concatenated observations as the global state")
+                print(
+                    "marl-lsf: the env has no state(); using the concatenated observations as the global state"
+                )
         if _spec is None:
             raise ValueError("an env is required (or a saved model's spec, through load())")
         self.spec = _spec
@@ -187,6 +212,8 @@ class MultiAgentAlgorithm(ABC):
         self._num_timesteps_at_start = 0
         self._current_progress_remaining = 1.0
         self._logger: Logger | None = None
+        #: The last checkpoint written during ``learn`` (set by ``marl_lsf.checkpoint.CheckpointCallback``).
+        self.last_checkpoint: Path | None = None
         self.ep_info_buffer: deque[dict[str, float]] = deque(maxlen=100)
         self._last_obs: TeamObs | None = None
         self._hidden: torch.Tensor | None = None
@@ -301,8 +328,16 @@ class MultiAgentAlgorithm(ABC):
                 ``(locals, globals) -> bool``; returning False stops training.
             log_interval: episodes between log dumps.
             tb_log_name: TensorBoard run name (default: the class name).
-            reset_num_timesteps: start the step counter from 0 (False continues a loaded run).
+            reset_num_timesteps: start the step counter from 0. False continues the run (a loaded
+                checkpoint's, too) with Stable-Baselines3's semantics: ``total_timesteps`` more
+                steps are collected, so a resumed run that should end where the original would
+                have passes ``total - model.num_timesteps``; schedules then see the original total.
             progress_bar: show a rich progress bar (Stable-Baselines3's, through tqdm.rich).
+
+        Raises:
+            NonFiniteError: a loss logged by ``train`` or a saved parameter became NaN or infinite.
+                Training stops at once; ``last_checkpoint`` (when a ``CheckpointCallback`` runs)
+                was written before the failing update.
         """
         if self.env is None:
             raise RuntimeError("this model has no env; pass env= to load() or the constructor to train it")
@@ -319,22 +354,27 @@ class MultiAgentAlgorithm(ABC):
             if self.num_timesteps >= self.learning_starts and len(self.replay_buffer) > 0 and episodes > 0:
                 self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
                 self.train(self.gradient_steps * max(1, episodes // self.train_freq), self.batch_size)
+                self._check_finite()
         callback.on_training_end()
         return self
 
     def _setup_learn(self, total_timesteps: int, reset_num_timesteps: bool, tb_log_name: str | None) -> int:
         self.start_time = time.time_ns()
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+            self._episode_num = 0
+        else:
+            total_timesteps += self.num_timesteps
         if reset_num_timesteps or self._last_obs is None:
-            if reset_num_timesteps:
-                self.num_timesteps = 0
-                self._episode_num = 0
-            self._last_obs = self.env.reset(seed=self.seed)
+            # A resumed run reseeds its envs past the original seed so it does not replay the first episodes.
+            seed = (
+                self.seed if self.seed is None or self.num_timesteps == 0 else self.seed + self.num_timesteps
+            )
+            self._last_obs = self.env.reset(seed=seed)
             self._hidden = None
             self._episode_return[:] = 0
             self._episode_length[:] = 0
             self.replay_buffer.start(self._last_obs)
-        else:
-            total_timesteps += self.num_timesteps
         self._total_timesteps = total_timesteps
         self._num_timesteps_at_start = self.num_timesteps
         if not getattr(self, "_custom_logger", False):
@@ -342,6 +382,30 @@ class MultiAgentAlgorithm(ABC):
                 self.verbose, self.tensorboard_log, tb_log_name or type(self).__name__, reset_num_timesteps
             )
         return total_timesteps
+
+    def _check_finite(self) -> None:
+        """Raise ``NonFiniteError`` if a ``train/*`` value just logged or a saved parameter is not finite."""
+        for key, value in self.logger.name_to_value.items():
+            if key.startswith("train/") and isinstance(value, float) and not math.isfinite(value):
+                self._raise_non_finite(f"{key} is {value}")
+        tensors = {
+            f"{name}.{p}": t for name in self._saved_modules for p, t in self._module(name).named_parameters()
+        }
+        tensors |= {name: self._module(name) for name in self._saved_tensors}
+        if tensors and bool(torch.stack([t.detach().isfinite().all() for t in tensors.values()]).all()):
+            return
+        for name, tensor in tensors.items():
+            if not bool(tensor.detach().isfinite().all()):
+                self._raise_non_finite(f"parameter {name} contains NaN or inf")
+
+    def _raise_non_finite(self, what: str) -> None:
+        where = f"after gradient update {self._n_updates} (environment step {self.num_timesteps})"
+        last = (
+            f"; the last checkpoint, written before it, is {self.last_checkpoint}"
+            if self.last_checkpoint
+            else ""
+        )
+        raise NonFiniteError(f"{what} {where}; training stopped{last}")
 
     def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
         self._current_progress_remaining = 1.0 - float(num_timesteps) / float(max(total_timesteps, 1))
@@ -353,7 +417,11 @@ class MultiAgentAlgorithm(ABC):
             update_learning_rate(optimizer, lr)
 
     def act(
-        self, obs: np.ndarray, avail: np.ndarray, hidden: torch.Tensor | None = None, deterministic: bool = False
+        self,
+        obs: np.ndarray,
+        avail: np.ndarray,
+        hidden: torch.Tensor | None = None,
+        deterministic: bool = False,
     ) -> tuple[np.ndarray, torch.Tensor | None]:
         """Actions ``[E, N]`` for observations ``[E, N, O]`` and masks ``[E, N, A]``, in one forward pass."""
         with torch.no_grad():
@@ -367,7 +435,9 @@ class MultiAgentAlgorithm(ABC):
         scores = self._rng.random(avail.shape) * avail
         return scores.argmax(-1)
 
-    def _collect_rollouts(self, callback: BaseCallback, total_timesteps: int, log_interval: int) -> tuple[int, bool]:
+    def _collect_rollouts(
+        self, callback: BaseCallback, total_timesteps: int, log_interval: int
+    ) -> tuple[int, bool]:
         """Step all envs until ``train_freq`` episodes end (or the budget is spent)."""
         episodes = 0
         while episodes < self.train_freq and self.num_timesteps < total_timesteps:
@@ -384,13 +454,14 @@ class MultiAgentAlgorithm(ABC):
             self._last_obs = step.next
             if self._hidden is not None and done.size:
                 self._hidden[done] = 0.0
+            # Count episodes before the callbacks, so a checkpoint taken there agrees with the buffer.
+            episodes_before = self._episode_num
+            self._episode_num += int(done.size)
             callback.update_locals(locals())
             if not callback.on_step():
                 return episodes, False
-            for _ in range(done.size):
-                self._episode_num += 1
-                if log_interval and self._episode_num % log_interval == 0:
-                    self.dump_logs()
+            if log_interval and self._episode_num // log_interval > episodes_before // log_interval:
+                self.dump_logs()
         return episodes, True
 
     def _track_episodes(self, step: TeamStep) -> np.ndarray:
@@ -461,10 +532,14 @@ class MultiAgentAlgorithm(ABC):
         hidden = None
         if self.uses_rnn:
             shape = (obs.shape[0], self.spec.n_agents, self.hidden_dim)
-            hidden_np = np.zeros(shape, dtype=np.float32) if state is None else np.asarray(state, dtype=np.float32)
+            hidden_np = (
+                np.zeros(shape, dtype=np.float32) if state is None else np.asarray(state, dtype=np.float32)
+            )
             hidden_np = hidden_np.reshape(shape) if hidden_np.size == np.prod(shape) else hidden_np
             if hidden_np.shape != shape:
-                raise ValueError(f"state has shape {np.shape(state)}, expected {shape[1:] if not batched else shape}")
+                raise ValueError(
+                    f"state has shape {np.shape(state)}, expected {shape[1:] if not batched else shape}"
+                )
             if episode_start is not None:
                 starts = np.broadcast_to(np.asarray(episode_start, dtype=bool).reshape(-1), (shape[0],))
                 hidden_np = np.where(starts[:, None, None], 0.0, hidden_np).astype(np.float32)
@@ -505,12 +580,27 @@ class MultiAgentAlgorithm(ABC):
     def _module(self, name: str) -> Any:
         return getattr(self, name)
 
-    def save(self, path: str | Path, include_optimizers: bool = True) -> Path:
-        """Save the model as a zip of JSON settings and tensors (no pickled objects); returns the path."""
-        tensors: dict[str, Any] = {f"module/{name}": self._module(name).state_dict() for name in self._saved_modules}
+    def save(self, path: str | Path, include_optimizers: bool = True, include_buffer: bool = False) -> Path:
+        """Save the model as a zip of JSON settings and tensors (no pickled objects), atomically.
+
+        The file holds the networks, the optimizers (unless ``include_optimizers=False``), the
+        saved tensors (e.g. the temperature), the counters (steps, episodes, gradient updates), the
+        recent episode statistics, the random number generator states (Python, NumPy, torch and the
+        model's own generator) and, with ``include_buffer=True``, the replay buffer's complete
+        episodes. Returns the path written (``.zip`` is added when missing).
+        """
+        tensors: dict[str, Any] = {
+            f"module/{name}": self._module(name).state_dict() for name in self._saved_modules
+        }
         if include_optimizers:
-            tensors.update({f"optim/{name}": self._module(name).state_dict() for name in self._saved_optimizers})
+            tensors.update(
+                {f"optim/{name}": self._module(name).state_dict() for name in self._saved_optimizers}
+            )
         tensors.update({f"tensor/{name}": self._module(name).detach().cpu() for name in self._saved_tensors})
+        rng_data, rng_tensors = rng_state(self._rng)
+        tensors.update({f"rng/{name}": tensor for name, tensor in rng_tensors.items()})
+        if include_buffer:
+            tensors["buffer"] = self.replay_buffer.state_dict()
         data = {
             "algorithm": type(self).__name__,
             "policy": self.policy,
@@ -519,6 +609,8 @@ class MultiAgentAlgorithm(ABC):
             "num_timesteps": self.num_timesteps,
             "episode_num": self._episode_num,
             "n_updates": self._n_updates,
+            "ep_info_buffer": list(self.ep_info_buffer),
+            "rng": rng_data,
         }
         return save_model_file(path, data, tensors)
 
@@ -554,21 +646,42 @@ class MultiAgentAlgorithm(ABC):
     ) -> SelfAlgorithm:
         """Load a saved model; nothing in the file is executed (JSON + ``torch.load(weights_only=True)``).
 
+        Restores everything ``save`` wrote: networks, optimizers, counters, episode statistics,
+        the replay buffer when the file has one, and the random number generator states (Python's,
+        NumPy's and torch's global generators are set as they were when the file was saved, as
+        seeding does for a new model). ``learn(n, reset_num_timesteps=False)`` then continues the
+        run; see ``learn``.
+
         Args:
-            path: the file written by ``save``.
+            path: the file written by ``save`` (or a checkpoint).
             env: the env to keep training or evaluating on (its spaces must match the model's).
             device: where to put the networks.
             **kwargs: constructor arguments to override (e.g. ``n_envs``, ``verbose``).
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ModelFileError: the file is truncated or corrupt, holds anything but tensors and plain
+                data, was written by another algorithm, or its settings or tensors do not fit.
+            ValueError: the env's agents or spaces differ from the model's.
         """
         data, tensors = load_model_file(path, get_device(device))
         if data.get("algorithm") != cls.__name__:
-            raise ModelFileError(f"{path} holds a {data.get('algorithm')!r} model, not {cls.__name__}; use {data.get('algorithm')}.load")
+            raise ModelFileError(
+                f"{path} holds a {data.get('algorithm')!r} model, not {cls.__name__}; use {data.get('algorithm')}.load"
+            )
         try:
             spec = TeamSpec.from_json(data["spec"])
-            params = dict(data["params"]) | kwargs
-            model = cls(data["policy"], env, device=device, _spec=spec, _init_setup_model=False, **params)
+            params = dict(data["params"])
+            refused = sorted(key for key in params if key in _LOCAL_ARGUMENTS or key.startswith("_"))
+            if refused:
+                raise ModelFileError(
+                    f"{path}: model settings may not set {refused}; pass them to load() instead"
+                )
+            model = cls(
+                data["policy"], env, device=device, _spec=spec, _init_setup_model=False, **(params | kwargs)
+            )
         except (KeyError, TypeError) as exc:
-            raise ModelFileError(f"{path}: model settings are incomplete or invalid ({exc})") from exc
+            raise ModelFileError(f"{path}: model settings are incomplete or invalid ({exc!r})") from exc
         model._setup_model()
         try:
             for name in model._saved_modules:
@@ -578,11 +691,21 @@ class MultiAgentAlgorithm(ABC):
                     model._module(name).load_state_dict(tensors[f"optim/{name}"])
             for name in model._saved_tensors:
                 model._module(name).data.copy_(tensors[f"tensor/{name}"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: saved tensors do not fit this {cls.__name__} ({exc})") from exc
-        model.num_timesteps = int(data.get("num_timesteps", 0))
-        model._episode_num = int(data.get("episode_num", 0))
-        model._n_updates = int(data.get("n_updates", 0))
+            if "buffer" in tensors:
+                model.replay_buffer.load_state_dict(tensors["buffer"])
+            model.num_timesteps = int(data.get("num_timesteps", 0))
+            model._episode_num = int(data.get("episode_num", 0))
+            model._n_updates = int(data.get("n_updates", 0))
+            model.ep_info_buffer.extend(
+                {str(k): float(v) for k, v in info.items()} for info in data.get("ep_info_buffer", [])
+            )
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise ModelFileError(f"{path}: saved state does not fit this {cls.__name__} ({exc!r})") from exc
+        if "rng" in data:
+            rng_tensors = {
+                key.removeprefix("rng/"): value for key, value in tensors.items() if key.startswith("rng/")
+            }
+            restore_rng_state(data["rng"], rng_tensors, model._rng)
         return model
 
 
