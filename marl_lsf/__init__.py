@@ -1,8 +1,19 @@
 """marl-lsf: LSF-SAC and value-decomposition baselines for cooperative multi-agent RL on PettingZoo."""
 
-from marl_lsf.algorithms import LSFSAC, MultiAgentAlgorithm
+from marl_lsf.algorithms import LSFSAC, QMIX, VDN, MultiAgentAlgorithm
+from marl_lsf.analysis import UtilityTables, utility_tables
 from marl_lsf.evaluation import EvaluationResult, evaluate_policy
 
 __version__ = "0.1.0"
 
-__all__ = ["LSFSAC", "EvaluationResult", "MultiAgentAlgorithm", "__version__", "evaluate_policy"]
+__all__ = [
+    "LSFSAC",
+    "QMIX",
+    "VDN",
+    "EvaluationResult",
+    "MultiAgentAlgorithm",
+    "UtilityTables",
+    "__version__",
+    "evaluate_policy",
+    "utility_tables",
+]

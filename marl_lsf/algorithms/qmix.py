@@ -1,0 +1,179 @@
+"""QMIX and VDN: value-decomposition baselines with epsilon-greedy agents, on the shared base.
+
+Centralized training: per-agent utilities Q_i(tau_i, .) are mixed into Q_tot by a monotonic
+hypernetwork conditioned on the state (QMIX, Rashid et al., 2018) or by a sum (VDN, Sunehag et
+al., 2018), and Q_tot is regressed on a double-Q TD(lambda) target. Decentralized execution:
+each agent acts greedily (or epsilon-greedily while training) on its own utilities.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from stable_baselines3.common.utils import LinearSchedule, polyak_update
+from torch import nn
+
+from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.algorithms.targets import lambda_returns
+from marl_lsf.buffer import EpisodeBatch
+from marl_lsf.nets import QNetwork, make_mixer
+from marl_lsf.nets.agents import MASKED_LOGIT
+
+
+class QMIX(MultiAgentAlgorithm):
+    """QMIX: monotonic value factorization with epsilon-greedy decentralized agents.
+
+    Used as ``QMIX("RnnPolicy", env).learn(2e6)`` with any PettingZoo ``ParallelEnv``. Every
+    agent's utility network is shared across agents and reads only what the agent has at
+    execution time: its observation and its one-hot id (``actor_inputs``). Besides the arguments
+    of ``MultiAgentAlgorithm`` (learning rate, buffer, batch, gamma, tau and
+    ``target_update_interval`` for the target networks, TD(lambda), ``mixer``, ``n_envs``, seed,
+    device, logging), it takes:
+
+    Args:
+        exploration_fraction: fraction of the run over which epsilon decays linearly from
+            ``exploration_initial_eps`` to ``exploration_final_eps`` (Stable-Baselines3's DQN).
+        exploration_initial_eps: epsilon at the start of training.
+        exploration_final_eps: epsilon after ``exploration_fraction`` of the run.
+        double_q: pick the next actions with the online network and evaluate them with the
+            target network (van Hasselt et al., 2016; pymarl's ``double_q``); False uses the
+            target network's own maximum.
+        **kwargs: the arguments of ``MultiAgentAlgorithm`` (``mixer="vdn"`` gives VDN; prefer
+            the ``VDN`` class, whose saved files carry its own name).
+    """
+
+    _saved_modules: ClassVar[tuple[str, ...]] = ("q_net", "mixer", "q_net_target", "mixer_target")
+    _saved_optimizers: ClassVar[tuple[str, ...]] = ("optimizer",)
+
+    def __init__(
+        self,
+        policy: str,
+        env: Any,
+        exploration_fraction: float = 0.1,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.05,
+        double_q: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if not 0.0 < exploration_fraction <= 1.0:
+            raise ValueError(f"exploration_fraction must be in (0, 1], got {exploration_fraction}")
+        for name, eps in (
+            ("exploration_initial_eps", exploration_initial_eps),
+            ("exploration_final_eps", exploration_final_eps),
+        ):
+            if not 0.0 <= eps <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {eps}")
+        self.exploration_fraction = exploration_fraction
+        self.exploration_initial_eps = exploration_initial_eps
+        self.exploration_final_eps = exploration_final_eps
+        self.double_q = double_q
+        self.exploration_schedule = LinearSchedule(
+            exploration_initial_eps, exploration_final_eps, exploration_fraction
+        )
+        super().__init__(policy, env, **kwargs)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "exploration_fraction": self.exploration_fraction,
+            "exploration_initial_eps": self.exploration_initial_eps,
+            "exploration_final_eps": self.exploration_final_eps,
+            "double_q": self.double_q,
+        }
+
+    def _build_networks(self) -> None:
+        n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
+        self.q_net = QNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
+        self.mixer = make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim).to(self.device)
+        self.q_net_target = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(
+            [*self.q_net.parameters(), *self.mixer.parameters()], lr=self.lr_schedule(1.0)
+        )
+
+    @property
+    def exploration_rate(self) -> float:
+        """Current epsilon, from the remaining progress of the run."""
+        return float(self.exploration_schedule(self._current_progress_remaining))
+
+    @torch.no_grad()
+    def utilities(self, obs: torch.Tensor) -> torch.Tensor:
+        """Utilities Q_i(o_i, .) ``[..., N, A]`` of the agents for one step (no memory)."""
+        q, _ = self.q_net(self.actor_inputs(obs).unsqueeze(-3))
+        return q.squeeze(-3)
+
+    def _policy_step(
+        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q, hidden = self.q_net(self.actor_inputs(obs)[:, None], hidden)
+        greedy = q[:, 0].masked_fill(~avail, MASKED_LOGIT).argmax(-1)
+        if deterministic:
+            return greedy, hidden
+        uniform = torch.distributions.Categorical(probs=avail.float()).sample()
+        explore = torch.rand(greedy.shape, device=greedy.device) < self.exploration_rate
+        return torch.where(explore, uniform, greedy), hidden
+
+    def train(self, gradient_steps: int, batch_size: int) -> None:
+        """``gradient_steps`` TD updates of the utility network and the mixer on sampled episodes."""
+        self._update_learning_rate([self.optimizer])
+        stats: dict[str, list[float]] = {}
+        for _ in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, self._rng)
+            for key, value in self._train_step(batch).items():
+                stats.setdefault(key, []).append(value)
+            self._n_updates += 1
+            if self._n_updates % self.target_update_interval == 0:
+                polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), self.tau)
+                polyak_update(self.mixer.parameters(), self.mixer_target.parameters(), self.tau)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/exploration_rate", self.exploration_rate)
+        for key, values in stats.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
+        filled = batch.filled.float()  # [B, T]
+        alive = batch.alive.float()  # [B, T+1, N]
+        n_steps = filled.sum().clamp(min=1.0)
+
+        # Utilities Q_i(tau_i, .) at every step of the episodes, from decentralized inputs.
+        inputs = self.actor_inputs(batch.obs)
+        q, _ = self.q_net(inputs)  # [B, T+1, N, A]
+
+        # Double-Q target: a'_i = argmax_{available a} Q_i(tau'_i, a), evaluated by the target
+        # network, y = r + gamma (1 - d) Mixer^-(s', [Q_i^-(tau'_i, a'_i)]); with TD(lambda).
+        with torch.no_grad():
+            q_target, _ = self.q_net_target(inputs)
+            chooser = q.detach() if self.double_q else q_target
+            next_actions = chooser.masked_fill(~batch.avail, MASKED_LOGIT).argmax(-1, keepdim=True)
+            next_q = q_target.gather(-1, next_actions).squeeze(-1) * alive
+            next_value = self.mixer_target(next_q, batch.state)[:, 1:]
+            y = lambda_returns(
+                batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda
+            )
+
+        # TD loss: L_TD = (Mixer(s, [Q_i(tau_i, a_i)]) - y)^2 over filled steps.
+        q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
+        q_tot = self.mixer(q_taken, batch.state[:, :-1])
+        td_loss = ((q_tot - y).pow(2) * filled).sum() / n_steps
+        self.optimizer.zero_grad()
+        td_loss.backward()
+        nn.utils.clip_grad_norm_([*self.q_net.parameters(), *self.mixer.parameters()], self.max_grad_norm)
+        self.optimizer.step()
+        return {"td_loss": td_loss.item(), "q_tot": ((q_tot.detach() * filled).sum() / n_steps).item()}
+
+
+class VDN(QMIX):
+    """VDN: QMIX's agents and training with the joint value the sum of the utilities.
+
+    Takes QMIX's arguments; ``mixer`` is fixed to ``"vdn"`` (``mixer_embed_dim`` is unused).
+    """
+
+    def __init__(self, policy: str, env: Any, **kwargs: Any) -> None:
+        mixer = kwargs.pop("mixer", "vdn")
+        if mixer != "vdn":
+            raise ValueError(
+                f"VDN sums the utilities (mixer='vdn'); got mixer={mixer!r}, use QMIX for a mixing network"
+            )
+        super().__init__(policy, env, mixer="vdn", **kwargs)
