@@ -178,11 +178,17 @@ class EpisodeReplayBuffer:
         lengths = data["lengths"].numpy()
         stored = lengths.size
         if stored > self.capacity:
-            raise ValueError(f"saved buffer holds {stored} episodes, more than this buffer's capacity {self.capacity}")
+            raise ValueError(
+                f"saved buffer holds {stored} episodes, more than this buffer's capacity {self.capacity}"
+            )
         while stored and int(lengths.max()) > self.max_steps:
             self._grow()
         for key in self.storage:
             value = data[key].numpy()
             self.storage[key][:stored, : value.shape[1]] = value
         self.lengths[:stored] = lengths
-        self.pos, self.full, self.episodes_added = int(data["pos"]), bool(data["full"]), int(data["episodes_added"])
+        self.pos, self.full, self.episodes_added = (
+            int(data["pos"]),
+            bool(data["full"]),
+            int(data["episodes_added"]),
+        )

@@ -149,7 +149,9 @@ class TeamSpec:
             else:
                 mask = np.asarray(mask).reshape(-1).astype(bool)
                 if mask.size != count:
-                    raise EnvError(f"agent {agent!r} action mask has {mask.size} entries{where}, expected {count}")
+                    raise EnvError(
+                        f"agent {agent!r} action mask has {mask.size} entries{where}, expected {count}"
+                    )
                 if not mask.any():
                     raise EnvError(f"agent {agent!r} has no available action{where}")
                 avail[i, :count] = mask
@@ -167,7 +169,9 @@ def _as_parallel_env(env: Any) -> ParallelEnv:
     if isinstance(env, gym.Env):
         raise TypeError("got a single-agent gymnasium.Env; marl-lsf needs a PettingZoo ParallelEnv")
     if not all(hasattr(env, name) for name in ("possible_agents", "reset", "step", "observation_space")):
-        raise TypeError(f"expected a PettingZoo ParallelEnv (or a zero-argument factory of one), got {type(env)!r}")
+        raise TypeError(
+            f"expected a PettingZoo ParallelEnv (or a zero-argument factory of one), got {type(env)!r}"
+        )
     return env
 
 
@@ -188,7 +192,9 @@ def build_spec(env: ParallelEnv) -> TeamSpec:
                 "actions (continuous control is not supported)"
             )
         if act_space.start != 0:
-            raise EnvError(f"agent {agent!r} has a Discrete action space starting at {act_space.start}; expected 0")
+            raise EnvError(
+                f"agent {agent!r} has a Discrete action space starting at {act_space.start}; expected 0"
+            )
         obs_space = env.observation_space(agent)
         if isinstance(obs_space, spaces.Dict):
             if "observation" not in obs_space.spaces:
@@ -197,7 +203,9 @@ def build_spec(env: ParallelEnv) -> TeamSpec:
                 mask_source = "observation"
             obs_space = obs_space["observation"]
         if not isinstance(obs_space, spaces.Box):
-            raise EnvError(f"agent {agent!r} has observation space {obs_space}; expected a Box (or a Dict with one)")
+            raise EnvError(
+                f"agent {agent!r} has observation space {obs_space}; expected a Box (or a Dict with one)"
+            )
         obs_shapes.append(tuple(int(d) for d in obs_space.shape))
         action_counts.append(int(act_space.n))
     state_space = getattr(env, "state_space", None)
@@ -260,14 +268,21 @@ class TeamEnv(gym.Env):
             return obs.reshape(-1)
         state = np.asarray(self.env.state(), dtype=np.float32).reshape(-1)
         if state.size != self.spec_.state_dim:
-            raise EnvError(f"env.state() has {state.size} values at step {self._t}, expected {self.spec_.state_dim}")
+            raise EnvError(
+                f"env.state() has {state.size} values at step {self._t}, expected {self.spec_.state_dim}"
+            )
         if not np.isfinite(state).all():
             raise EnvError(f"env.state() contains NaN or inf at step {self._t}")
         return state
 
     def _observe(self, observations: Mapping[str, Any], infos: Mapping[str, Any]) -> dict[str, np.ndarray]:
         obs, avail, alive = self.spec_.encode(observations, infos, step=self._t)
-        return {"obs": obs, "state": self._state(obs), "avail": avail.astype(np.int8), "alive": alive.astype(np.int8)}
+        return {
+            "obs": obs,
+            "state": self._state(obs),
+            "avail": avail.astype(np.int8),
+            "alive": alive.astype(np.int8),
+        }
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -292,6 +307,8 @@ class TeamEnv(gym.Env):
                 raise EnvError(f"agent {agent!r} reward is {value} at step {self._t}")
         reward = self._team_reward(rewards)
         self._live = list(self.env.agents)
+        # Agents that finished this step still report an observation; their slot is now empty.
+        observations = {agent: obs for agent, obs in observations.items() if agent in self._live}
         done = not self._live
         truncated = done and any(truncations.get(agent, False) for agent in actions)
         terminated = done and not truncated
@@ -387,7 +404,11 @@ class GymTeamVecEnv(TeamVecEnv):
     """
 
     def __init__(
-        self, factory: EnvFactory, num_envs: int = 1, vectorization: str = "sync", team_reward: TeamReward = "mean"
+        self,
+        factory: EnvFactory,
+        num_envs: int = 1,
+        vectorization: str = "sync",
+        team_reward: TeamReward = "mean",
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -495,4 +516,3 @@ class _Once:
 
     def __call__(self) -> ParallelEnv:
         return self.env
-

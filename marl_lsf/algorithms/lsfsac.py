@@ -50,8 +50,18 @@ class LSFSAC(MultiAgentAlgorithm):
         **kwargs: the arguments of ``MultiAgentAlgorithm``.
     """
 
-    _saved_modules: ClassVar[tuple[str, ...]] = ("actor", "critics", "mixers", "critics_target", "mixers_target")
-    _saved_optimizers: ClassVar[tuple[str, ...]] = ("actor_optimizer", "critic_optimizer", "ent_coef_optimizer")
+    _saved_modules: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "critics",
+        "mixers",
+        "critics_target",
+        "mixers_target",
+    )
+    _saved_optimizers: ClassVar[tuple[str, ...]] = (
+        "actor_optimizer",
+        "critic_optimizer",
+        "ent_coef_optimizer",
+    )
     _saved_tensors: ClassVar[tuple[str, ...]] = ("log_ent_coef",)
 
     def __init__(
@@ -101,16 +111,20 @@ class LSFSAC(MultiAgentAlgorithm):
         n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
         self.actor = Actor(o + n, a, self.hidden_dim, self.torso).to(self.device)
         self.critics = nn.ModuleList(
-            LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso) for _ in range(self.n_critics)
+            LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso)
+            for _ in range(self.n_critics)
         ).to(self.device)
         self.mixers = nn.ModuleList(
-            make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim) for _ in range(self.n_critics)
+            make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim)
+            for _ in range(self.n_critics)
         ).to(self.device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.mixers_target = copy.deepcopy(self.mixers).requires_grad_(False)
         lr = self.lr_schedule(1.0)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_learning_rate or lr)
-        self.critic_optimizer = torch.optim.Adam([*self.critics.parameters(), *self.mixers.parameters()], lr=lr)
+        self.critic_optimizer = torch.optim.Adam(
+            [*self.critics.parameters(), *self.mixers.parameters()], lr=lr
+        )
         self.log_ent_coef = torch.full((1,), math.log(self.initial_ent_coef), device=self.device)
         self.log_ent_coef.requires_grad_(self.auto_ent_coef)
         self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=lr) if self.auto_ent_coef else None
@@ -156,22 +170,30 @@ class LSFSAC(MultiAgentAlgorithm):
         for key, values in stats.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
-    def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
-        filled = batch.filled.float()  # [B, T]
-        alive = batch.alive.float()  # [B, T+1, N]
-        agent_mask = alive[:, :-1] * filled[..., None]  # [B, T, N] valid agent-steps
-        n_steps, n_agent_steps = filled.sum().clamp(min=1.0), agent_mask.sum().clamp(min=1.0)
-        state, next_alive = batch.state[:, :-1], alive[:, :-1]
-
-        # Decentralized actors pi_i(a | tau_i) at every step of the episodes.
+    def policy_distribution(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pi, log pi)`` of the decentralized actors at every step of the episodes, ``[B, T+1, N, A]``."""
         logits, _ = self.actor(self.actor_inputs(batch.obs))
-        log_pi = masked_log_softmax(logits, batch.avail)  # [B, T+1, N, A]
-        pi = log_pi.exp()
+        log_pi = masked_log_softmax(logits, batch.avail)
+        return log_pi.exp(), log_pi
+
+    def critic_losses(
+        self, batch: EpisodeBatch, pi: torch.Tensor, log_pi: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """TD loss (eq. 16, soft form, with TD(lambda)) and latent message loss (eq. 12).
+
+        Returns ``(td_loss, latent_loss, q_values, y)``: ``q_values`` are each critic set's
+        detached ``Q_i(tau_i, ., m_i)`` on the transitions (for the policy loss), ``y`` the targets.
+        Gradients reach the critics and mixers only.
+        """
+        filled, alive = batch.filled.float(), batch.alive.float()
+        agent_mask = alive[:, :-1] * filled[..., None]
+        n_steps, n_agent_steps = filled.sum().clamp(min=1.0), agent_mask.sum().clamp(min=1.0)
         alpha = self.log_ent_coef.detach().exp()
+        pi, log_pi = pi.detach(), log_pi.detach()
         critic_in = self.critic_inputs(batch.obs, batch.actions)
 
-        # Soft TD target (eq. 16, soft form): y = r + gamma (1 - d) Mixer^-(s', [V_i^-(tau'_i)]),
-        # V_i^-(tau) = sum_a pi_i(a | tau) [Q_i^-(tau, a, m_i) - alpha log pi_i(a | tau)]; with TD(lambda).
+        # Soft TD target: y = r + gamma (1 - d) Mixer^-(s', [V_i^-(tau'_i)]),
+        # V_i^-(tau) = sum_a pi_i(a | tau) [Q_i^-(tau, a, m_i) - alpha log pi_i(a | tau)]; TD(lambda) over episodes.
         with torch.no_grad():
             next_values = []
             for critic_target, mixer_target in zip(self.critics_target, self.mixers_target, strict=True):
@@ -179,64 +201,97 @@ class LSFSAC(MultiAgentAlgorithm):
                 v_target = (pi * (q_target - alpha * log_pi)).sum(-1) * alive
                 next_values.append(mixer_target(v_target, batch.state)[:, 1:])
             next_value = torch.stack(next_values).min(0).values
-            y = lambda_returns(batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda)
+            y = lambda_returns(
+                batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda
+            )
 
-        # TD loss: L_TD = (Mixer(s, [Q_i(tau_i, a_i, m_i)]) - y)^2 over filled steps.
-        # Latent message loss (eq. 12): L_m = CE(pi_j detached, q_psi(. | tau_j, m_j)) + beta KL(N(mu, I) || N(0, I)).
         td_loss = torch.zeros((), device=self.device)
         latent_loss = torch.zeros((), device=self.device)
         q_values = []
         for critic, mixer in zip(self.critics, self.mixers, strict=True):
             q, latent, _ = critic(critic_in, sample=True)
-            q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * next_alive
-            q_tot = mixer(q_taken, state)
+            # L_TD = (Mixer(s, [Q_i(tau_i, a_i, m_i)]) - y)^2 over filled steps.
+            q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
+            q_tot = mixer(q_taken, batch.state[:, :-1])
             td_loss = td_loss + ((q_tot - y).pow(2) * filled).sum() / n_steps
+            # L_m = CE(pi_j as soft labels, q_psi(. | tau_j, m_j)) + beta KL(N(mu_j, I) || N(0, I)).
             if latent is not None:
                 log_q_psi = masked_log_softmax(latent.decoder_logits[:, :-1], batch.avail[:, :-1])
-                cross_entropy = -(pi[:, :-1].detach() * log_q_psi).sum(-1)
+                cross_entropy = -(pi[:, :-1] * log_q_psi).sum(-1)
                 kl = 0.5 * latent.mu[:, :-1].pow(2).sum((-2, -1))
-                latent_loss = latent_loss + ((cross_entropy + self.kl_coef * kl) * agent_mask).sum() / n_agent_steps
+                latent_loss = (
+                    latent_loss + ((cross_entropy + self.kl_coef * kl) * agent_mask).sum() / n_agent_steps
+                )
             q_values.append(q[:, :-1].detach())
+        return td_loss, latent_loss, q_values, y
+
+    def actor_loss(
+        self, batch: EpisodeBatch, pi: torch.Tensor, log_pi: torch.Tensor, q_values: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Policy loss (eq. 14): ``-Mixer(s, [sum_a pi_i(a | tau_i) (Q_i(tau_i, a, m_i) - alpha log pi_i(a | tau_i))])``.
+
+        Gradients reach the actor only: the Q-values come in detached and the mixer's weights are
+        computed without gradient. With double Q the smaller joint value is used.
+        """
+        filled, alive = batch.filled.float(), batch.alive[:, :-1].float()
+        alpha = self.log_ent_coef.detach().exp()
+        pi_t, log_pi_t, state = pi[:, :-1], log_pi[:, :-1], batch.state[:, :-1]
+        joint_values = []
+        for q, mixer in zip(q_values, self.mixers, strict=True):
+            with torch.no_grad():
+                weights = mixer.weights(state)
+            v_pi = (pi_t * (q.detach() - alpha * log_pi_t)).sum(-1) * alive
+            joint_values.append(mixer.mix(v_pi, weights))
+        return -(torch.stack(joint_values).min(0).values * filled).sum() / filled.sum().clamp(min=1.0)
+
+    def temperature_loss(
+        self, batch: EpisodeBatch, pi: torch.Tensor, log_pi: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Temperature loss (eq. 15): ``J(alpha) = E[sum_a pi_i(a) (-alpha) (log pi_i(a) + H_bar)] = E[alpha (H(pi_i) - H_bar)]``.
+
+        Returns ``(loss, mean entropy)``; gradients reach ``log_ent_coef`` only.
+        """
+        agent_mask = batch.alive[:, :-1].float() * batch.filled.float()[..., None]
+        n_agent_steps = agent_mask.sum().clamp(min=1.0)
+        entropy = -(pi[:, :-1] * log_pi[:, :-1]).sum(-1).detach()
+        target = self._target_entropy(batch.avail[:, :-1])
+        loss = (self.log_ent_coef.exp() * (entropy - target) * agent_mask).sum() / n_agent_steps
+        return loss, (entropy * agent_mask).sum() / n_agent_steps
+
+    def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
+        """One update of critics (+ latent messages), actor and temperature: eq. 8 with separate optimizers."""
+        pi, log_pi = self.policy_distribution(batch)
+
+        td_loss, latent_loss, q_values, y = self.critic_losses(batch, pi, log_pi)
         critic_loss = td_loss + self.latent_coef * latent_loss
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         nn.utils.clip_grad_norm_([*self.critics.parameters(), *self.mixers.parameters()], self.max_grad_norm)
         self.critic_optimizer.step()
 
-        # Policy loss (eq. 14): L_pi = -Mixer(s, [sum_a pi_i(a | tau_i) (Q_i(tau_i, a, m_i) - alpha log pi_i)]),
-        # gradients into the actor only (Q detached, mixer weights held constant).
-        pi_t, log_pi_t = pi[:, :-1], log_pi[:, :-1]
-        joint_values = []
-        for q, mixer in zip(q_values, self.mixers, strict=True):
-            with torch.no_grad():
-                weights = mixer.weights(state)
-            v_pi = (pi_t * (q - alpha * log_pi_t)).sum(-1) * next_alive
-            joint_values.append(mixer.mix(v_pi, weights))
-        actor_loss = -(torch.stack(joint_values).min(0).values * filled).sum() / n_steps
+        actor_loss = self.actor_loss(batch, pi, log_pi, q_values)
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
         nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
         self.actor_optimizer.step()
 
-        # Temperature (eq. 15): J(alpha) = E[sum_a pi_i(a) (-alpha) (log pi_i(a) + H_bar)] = E[alpha (H(pi_i) - H_bar)].
-        entropy = -(pi_t * log_pi_t).sum(-1).detach()
-        stats = {
+        ent_coef_loss, entropy = self.temperature_loss(batch, pi, log_pi)
+        if self.ent_coef_optimizer is not None:
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+
+        filled = batch.filled.float()
+        return {
             "td_loss": td_loss.item(),
             "latent_loss": latent_loss.item(),
             "critic_loss": critic_loss.item(),
             "actor_loss": actor_loss.item(),
-            "entropy": ((entropy * agent_mask).sum() / n_agent_steps).item(),
-            "ent_coef": alpha.item(),
-            "q_tot": ((y * filled).sum() / n_steps).item(),
+            "ent_coef_loss": ent_coef_loss.item(),
+            "entropy": entropy.item(),
+            "ent_coef": self.log_ent_coef.exp().item(),
+            "q_tot_target": ((y * filled).sum() / filled.sum().clamp(min=1.0)).item(),
         }
-        if self.ent_coef_optimizer is not None:
-            target = self._target_entropy(batch.avail[:, :-1])
-            ent_coef_loss = (self.log_ent_coef.exp() * (entropy - target) * agent_mask).sum() / n_agent_steps
-            self.ent_coef_optimizer.zero_grad()
-            ent_coef_loss.backward()
-            self.ent_coef_optimizer.step()
-            stats["ent_coef_loss"] = ent_coef_loss.item()
-        return stats
 
 
 class _Absent:
@@ -261,7 +316,9 @@ def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
                 value = -1.0
             if value > 0:
                 return True, value
-        raise ValueError(f"ent_coef must be a positive float, 'auto' or 'auto_<initial value>', got {ent_coef!r}")
+        raise ValueError(
+            f"ent_coef must be a positive float, 'auto' or 'auto_<initial value>', got {ent_coef!r}"
+        )
     if not ent_coef >= 0:
         raise ValueError(f"ent_coef must be >= 0, got {ent_coef}")
     return False, max(float(ent_coef), 1e-12)

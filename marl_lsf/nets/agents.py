@@ -41,7 +41,9 @@ class Actor(nn.Module):
         self.torso = make_torso(torso, in_dim, hidden_dim)
         self.head = nn.Linear(hidden_dim, n_actions)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``[B, T, N, A]`` and the torso's last hidden state."""
         features, h = self.torso(x, h)
         return self.head(features), h
@@ -55,7 +57,9 @@ class QNetwork(nn.Module):
         self.torso = make_torso(torso, in_dim, hidden_dim)
         self.head = nn.Linear(hidden_dim, n_actions)
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Utilities ``[B, T, N, A]`` and the torso's last hidden state."""
         features, h = self.torso(x, h)
         return self.head(features), h
@@ -99,7 +103,9 @@ class LatentCritic(nn.Module):
         self.n_agents, self.latent_dim = n_agents, latent_dim
         self.torso = make_torso(torso, in_dim, hidden_dim)
         message_in = n_agents * latent_dim
-        self.q_head = nn.Sequential(nn.Linear(hidden_dim + message_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions))
+        self.q_head = nn.Sequential(
+            nn.Linear(hidden_dim + message_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions)
+        )
         if latent_dim > 0:
             self.encoder = nn.Sequential(
                 nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_agents * latent_dim)
