@@ -1,0 +1,103 @@
+"""Environments by name, for the command line and for run folders.
+
+A name is one of
+
+* a short name: ``matrix_game``, ``predator_prey``;
+* a map-qualified name: ``smac:<map>`` (StarCraft II, ``envs.smac_v1``) or ``smax:<map>``
+  (JaxMARL's SMAX, ``envs.smax_v0``), e.g. ``smax:3m``;
+* an importable ``module:factory`` path of any PettingZoo ParallelEnv constructor, e.g.
+  ``mpe2.simple_spread_v3:parallel_env``.
+
+``make_env_factory(name, **kwargs)`` returns a picklable zero-argument factory, so it also works
+with worker-process vectorization (``n_envs > 1``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pettingzoo import ParallelEnv
+
+#: Short names and the factory each stands for.
+SHORT_NAMES: dict[str, str] = {
+    "matrix_game": "envs.matrix_game_v0:parallel_env",
+    "predator_prey": "envs.predator_prey_v0:parallel_env",
+}
+#: Prefixes of map-qualified names (``prefix:map``) and their factory.
+MAP_PREFIXES: dict[str, str] = {
+    "smac": "envs.smac_v1:parallel_env",
+    "smax": "envs.smax_v0:parallel_env",
+}
+
+
+class UnknownEnvError(ValueError):
+    """An environment name that names no known or importable environment."""
+
+
+def valid_names() -> str:
+    """A human-readable list of the accepted environment names."""
+    maps = ", ".join(f"{prefix}:<map>" for prefix in MAP_PREFIXES)
+    return f"{', '.join(SHORT_NAMES)}, {maps}, or an importable module:factory path"
+
+
+@dataclass(frozen=True)
+class EnvFactory:
+    """A picklable zero-argument factory: ``target`` (``"module:callable"``) called with ``kwargs``."""
+
+    name: str
+    target: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> ParallelEnv:
+        """Build a fresh environment."""
+        return _import_target(self.name, self.target)(**self.kwargs)
+
+    def with_kwargs(self, **kwargs: Any) -> EnvFactory:
+        """A copy whose constructor arguments are updated with ``kwargs`` (e.g. ``render_mode``)."""
+        return EnvFactory(self.name, self.target, {**self.kwargs, **kwargs})
+
+
+def resolve(name: str) -> tuple[str, dict[str, Any]]:
+    """``(target, implied kwargs)`` for an environment name; raises ``UnknownEnvError``."""
+    if name in SHORT_NAMES:
+        return SHORT_NAMES[name], {}
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in MAP_PREFIXES:
+        if not rest:
+            raise UnknownEnvError(f"{name!r} names no map; write e.g. {prefix}:3m")
+        return MAP_PREFIXES[prefix], {"map_name": rest}
+    if sep and prefix and rest:
+        return name, {}
+    raise UnknownEnvError(f"unknown environment {name!r}; valid names: {valid_names()}")
+
+
+def make_env_factory(name: str, **kwargs: Any) -> EnvFactory:
+    """A zero-argument factory of the environment ``name``, built with ``kwargs``.
+
+    The target is imported at once, so a typo or a missing optional dependency is reported here
+    rather than in a worker process.
+
+    Raises:
+        UnknownEnvError: for an unknown name or a ``module:factory`` path that does not import.
+    """
+    target, implied = resolve(name)
+    _import_target(name, target)
+    return EnvFactory(name, target, {**implied, **kwargs})
+
+
+def _import_target(name: str, target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise UnknownEnvError(
+                f"environment {name!r}: cannot import {module_name!r}; valid names: {valid_names()}"
+            ) from exc
+        raise UnknownEnvError(f"environment {name!r} needs a missing package: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise UnknownEnvError(f"environment {name!r}: module {module_name!r} has no callable {attr!r}")
+    return factory
