@@ -110,8 +110,10 @@ def utility_tables(
     obs_t = torch.as_tensor(obs, device=device)[None, None]  # [1, 1, N, O]
     with torch.no_grad():
         if isinstance(model, LSFSAC):
-            no_actions = torch.zeros((1, 0, spec.n_agents), dtype=torch.long, device=device)
-            q, _, _ = model.critics[critic_index](model.critic_inputs(obs_t, no_actions), sample=False)
+            # critic_inputs needs one transition; step 0 of [obs, obs] carries the zero last action.
+            one_action = torch.zeros((1, 1, spec.n_agents), dtype=torch.long, device=device)
+            x = model.critic_inputs(obs_t.expand(1, 2, -1, -1), one_action)[:, :1]
+            q, _, _ = model.critics[critic_index](x, sample=False)
             mixer = model.mixers[critic_index]
         elif isinstance(model, QMIX):
             q, _ = model.q_net(model.actor_inputs(obs_t))

@@ -89,3 +89,13 @@ def test_epsilon_schedule_decays() -> None:
     greedy = model.predict(np.ones((500, 2, 1), dtype=np.float32), deterministic=True)[0]
     explored = model.predict(np.ones((500, 2, 1), dtype=np.float32), deterministic=False)[0]
     assert 0.0 < (explored != greedy).mean() < 0.2
+
+
+def test_lsfsac_tables_read_the_critic_with_message_means() -> None:
+    model = LSFSAC("MlpPolicy", matrix_game_v0.parallel_env, seed=6, mixer="vdn")
+    tables = utility_tables(model, {"agent_0": np.ones(1), "agent_1": np.ones(1)}, state=STATE)
+    q1, q2 = tables.utilities
+    assert q1.shape == q2.shape == (3,) and tables.joint.shape == (3, 3)
+    np.testing.assert_allclose(tables.joint, q1[:, None] + q2[None, :], rtol=1e-6, atol=1e-6)
+    assert "| Q1 \\ Q2 |" in tables.markdown()
+    np.testing.assert_array_equal(tables.joint, utility_tables(model, OBS, state=STATE).joint)
