@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
-from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamVecEnv, make_team_vec_env
+from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamObs, TeamVecEnv, make_team_vec_env
 
 
 class EvaluationResult(tuple):
@@ -81,28 +82,60 @@ def evaluate_policy(
     problem = model.spec.mismatch(vec_env.spec)
     if problem is not None:
         raise ValueError(f"the evaluation env does not match the model's spaces ({problem})")
+    hidden = None
+
+    def policy(obs: TeamObs, done: np.ndarray) -> np.ndarray:
+        nonlocal hidden
+        if hidden is not None:
+            hidden[torch.as_tensor(done)] = 0.0
+        actions, hidden = model.act(obs.obs, obs.avail, hidden, deterministic)
+        return actions
+
+    return run_episodes(vec_env, policy, n_eval_episodes, seed, callback)
+
+
+def run_episodes(
+    vec_env: TeamVecEnv,
+    policy: Callable[[TeamObs, np.ndarray], np.ndarray],
+    n_episodes: int,
+    seed: int | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> EvaluationResult:
+    """Run ``n_episodes`` complete episodes with ``policy(obs, done_last_step) -> actions [E, N]``."""
     returns: list[float] = []
     lengths: list[int] = []
     wins: list[float] = []
     running_return = np.zeros(vec_env.num_envs)
     running_length = np.zeros(vec_env.num_envs, dtype=np.int64)
     obs = vec_env.reset(seed=seed)
-    hidden = None
-    while len(returns) < n_eval_episodes:
-        actions, hidden = model.act(obs.obs, obs.avail, hidden, deterministic)
+    done = np.zeros(vec_env.num_envs, dtype=bool)
+    while len(returns) < n_episodes:
+        actions = policy(obs, done)
         step = vec_env.step(actions)
         if callback is not None:
             callback({"obs": obs, "actions": actions, "step": step, "vec_env": vec_env})
         running_return += step.reward
         running_length += 1
-        for e in np.flatnonzero(step.terminated | step.truncated):
-            if len(returns) < n_eval_episodes:
+        done = step.terminated | step.truncated
+        for e in np.flatnonzero(done):
+            if len(returns) < n_episodes:
                 returns.append(float(running_return[e]))
                 lengths.append(int(running_length[e]))
                 if "won" in step.infos[e]:
                     wins.append(float(step.infos[e]["won"]))
-            running_return[e], running_length[e] = 0.0, 0
-            if hidden is not None:
-                hidden[e] = 0.0
+        running_return[done], running_length[done] = 0.0, 0
         obs = step.next
     return EvaluationResult(returns, lengths, wins)
+
+
+def evaluate_random_policy(
+    env: ParallelEnv | EnvFactory | TeamVecEnv, n_eval_episodes: int = 10, seed: int | None = None
+) -> EvaluationResult:
+    """The baseline every trained team should beat: uniformly random available actions."""
+    if n_eval_episodes < 1:
+        raise ValueError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}")
+    vec_env = env if isinstance(env, TeamVecEnv) else make_team_vec_env(env, 1, "sync")
+    rng = np.random.default_rng(seed)
+    return run_episodes(
+        vec_env, lambda obs, _: (rng.random(obs.avail.shape) * obs.avail).argmax(-1), n_eval_episodes, seed
+    )

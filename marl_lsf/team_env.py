@@ -307,8 +307,9 @@ class TeamEnv(gym.Env):
                 raise EnvError(f"agent {agent!r} reward is {value} at step {self._t}")
         reward = self._team_reward(rewards)
         self._live = list(self.env.agents)
-        # Agents that finished this step still report an observation; their slot is now empty.
-        observations = {agent: obs for agent, obs in observations.items() if agent in self._live}
+        # Agents that terminated this step still report an observation, but their slot is empty now;
+        # truncated agents keep theirs, since the critic bootstraps from it.
+        observations = {agent: obs for agent, obs in observations.items() if not terminations.get(agent, False)}
         done = not self._live
         truncated = done and any(truncations.get(agent, False) for agent in actions)
         terminated = done and not truncated
