@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from rich.markup import escape
 from rich.table import Table
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.logger import configure
+from tqdm import TqdmExperimentalWarning
 
 import marl_lsf
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
@@ -265,7 +267,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     interrupted = False
     try:
-        model.learn(args.timesteps, callback=callbacks, progress_bar=not args.quiet)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+            model.learn(args.timesteps, callback=callbacks, progress_bar=not args.quiet)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -277,7 +281,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     table.add_row("environment steps", f"{model.num_timesteps:,}")
     if model.ep_info_buffer:
         table.add_row(
-            "mean return (last 100 episodes)", f"{np.mean([ep['r'] for ep in model.ep_info_buffer]):.3f}"
+            "mean training return (recent episodes)",
+            f"{np.mean([ep['r'] for ep in model.ep_info_buffer]):.3f}",
         )
     if evaluator is not None and evaluator.last_result is not None:
         table.add_row("best eval mean return", f"{evaluator.best_mean_return:.3f}")

@@ -1,0 +1,233 @@
+"""End-to-end tests of the ``marl-lsf`` command on the toy envs (tiny budgets)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from marl_lsf.cli import CliError, load_model, main, parse_kwargs
+from marl_lsf.env_registry import UnknownEnvError, make_env_factory
+from marl_lsf.plotting import plot_curves
+from marl_lsf.replay import ReplayError, record_episode, save_animation, save_gif
+
+PP_KWARGS = ["grid_size=5", "n_predators=2", "n_prey=1", "max_cycles=20"]
+SMALL_ALGO = ["batch_size=4", "hidden_dim=16", "mixer_embed_dim=8"]
+
+
+def _train(out: Path, env: str, env_kwargs: list[str], timesteps: int, *extra: str) -> Path:
+    argv = ["train", "--env", env, "--timesteps", str(timesteps), "--out", str(out), "--device", "cpu"]
+    argv += ["--algo-kwargs", *SMALL_ALGO, *extra]
+    if env_kwargs:
+        argv += ["--env-kwargs", *env_kwargs]
+    assert main(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def matrix_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A matrix-game run with evaluation and checkpoints, shown with the progress bar."""
+    out = tmp_path_factory.mktemp("runs") / "mg"
+    argv = ["train", "--env", "matrix_game", "--timesteps", "24", "--out", str(out), "--device", "cpu"]
+    argv += ["--eval-freq", "8", "--eval-episodes", "2", "--checkpoint-freq", "12", "--seed", "3"]
+    argv += ["--algo-kwargs", '{"batch_size": 4, "hidden_dim": 16}']
+    assert main(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def pp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny predator-prey run."""
+    return _train(tmp_path_factory.mktemp("runs") / "pp", "predator_prey", PP_KWARGS, 60, "--quiet")
+
+
+def test_help_of_the_installed_command() -> None:
+    script = Path(sys.executable).with_name("marl-lsf")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("train", "eval", "replay", "plot", "sweep"):
+        assert command in result.stdout
+
+
+def test_train_writes_a_run_folder(matrix_run: Path) -> None:
+    settings = json.loads((matrix_run / "run.json").read_text())
+    assert settings["env"] == "matrix_game" and settings["algo"] == "lsfsac" and settings["seed"] == 3
+    assert settings["algo_kwargs"] == {"batch_size": 4, "hidden_dim": 16}
+    assert (matrix_run / "model.zip").is_file() and (matrix_run / "best_model.zip").is_file()
+    assert sorted(p.name for p in (matrix_run / "checkpoints").iterdir()) == [
+        "model_12_steps.zip",
+        "model_24_steps.zip",
+    ]
+    with (matrix_run / "progress.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    evals = [row for row in rows if row.get("eval/mean_return")]
+    assert [int(float(row["time/total_timesteps"])) for row in evals] == [8, 16, 24]
+    assert load_model(matrix_run / "model.zip").num_timesteps == 24
+
+
+def test_env_kwargs_are_recorded(pp_run: Path) -> None:
+    settings = json.loads((pp_run / "run.json").read_text())
+    assert settings["env_kwargs"] == {"grid_size": 5, "n_predators": 2, "n_prey": 1, "max_cycles": 20}
+
+
+def test_eval_prints_a_table(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(matrix_run / "model.zip"), "--episodes", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "mean return" in out and "win rate" in out and "mean episode length" in out
+
+
+def test_replay_gif_has_one_frame_per_step_plus_reset(pp_run: Path, tmp_path: Path) -> None:
+    gif = tmp_path / "replay.gif"
+    assert (
+        main(["replay", str(pp_run / "model.zip"), "--out", str(gif), "--seed", "5", "--device", "cpu"]) == 0
+    )
+    model = load_model(pp_run / "model.zip", "cpu")
+    factory = make_env_factory("predator_prey", grid_size=5, n_predators=2, n_prey=1, max_cycles=20)
+    recording = record_episode(model, factory, seed=5)
+    with Image.open(gif) as image:
+        assert image.n_frames == recording.length + 1
+        assert image.size == (100, 100 + 14)
+
+
+def test_replay_text_trace_in_the_terminal(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(matrix_run / "model.zip"), "--out", "-"]) == 0
+    out = capsys.readouterr().out
+    assert "step 1: agent_0=" in out and "episode: 1 steps" in out and "payoff" in out
+
+
+def test_replay_trace_names_predator_prey_actions(pp_run: Path, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    assert main(["replay", str(pp_run / "model.zip"), "--out", str(trace)]) == 0
+    text = trace.read_text()
+    assert "predator_0=" in text and any(
+        name in text for name in ("right", "down", "left", "up", "stay", "catch")
+    )
+
+
+def test_plot_writes_a_png(matrix_run: Path, pp_run: Path, tmp_path: Path) -> None:
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(matrix_run), str(pp_run), "--out", str(png)]) == 0
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_plot_curves_median_and_band(tmp_path: Path) -> None:
+    groups = {
+        "a": [
+            (np.array([0, 10, 20]), np.array([0.0, 1.0, 2.0])),
+            (np.array([5, 15, 25]), np.array([1.0, 1.0, 3.0])),
+        ],
+        "b": [(np.array([0, 30]), np.array([1.0, np.nan]))],
+    }
+    path = plot_curves(groups, tmp_path / "c.png", "steps", "return", "test")
+    assert path.stat().st_size > 0
+
+
+def test_sweep_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+    fake = types.ModuleType("marl_lsf.sweep")
+    fake.cli_main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "marl_lsf.sweep", fake)
+    assert main(["sweep", "--config", "s.yaml", "--help"]) == 0
+    assert seen == [["--config", "s.yaml", "--help"]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["eval", "missing/model.zip"], "no model file"),
+        (["train", "--env", "matrix_game", "--env-kwargs", "{bad"], "invalid JSON"),
+        (["train", "--env", "nope"], "unknown environment 'nope'"),
+        (["train", "--env", "matrix_game", "--algo", "ppo"], "valid algorithms: lsfsac, qmix, vdn"),
+        (["train", "--env", "matrix_game", "--algo-kwargs", "no_such_arg=1"], "no_such_arg"),
+        (["train", "--env", "matrix_game", "--timesteps", "1.5"], "whole number"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_model_on_the_wrong_env_is_refused(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["eval", str(matrix_run / "model.zip"), "--env", "predator_prey", "--env-kwargs", *PP_KWARGS]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "does not match the model" in err and len(err.splitlines()) == 1
+
+
+def test_images_need_an_rgb_array_env(
+    matrix_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(matrix_run / "model.zip"), "--out", str(tmp_path / "r.gif")]) == 2
+    assert "cannot render images" in capsys.readouterr().err
+
+
+def test_sweep_without_its_module(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "marl_lsf.sweep", None)
+    assert main(["sweep"]) == 2
+    assert "marl_lsf.sweep" in capsys.readouterr().err
+
+
+def test_parse_kwargs() -> None:
+    assert parse_kwargs(['{"a": 1}', "b=2", "c=x", "d=[1, 2]", "a=true"], "--x") == {
+        "a": True,
+        "b": 2,
+        "c": "x",
+        "d": [1, 2],
+    }
+    with pytest.raises(CliError, match="key=value"):
+        parse_kwargs(["oops"], "--x")
+    with pytest.raises(CliError, match="JSON object"):
+        parse_kwargs(["[1]"], "--x")
+
+
+def test_env_names() -> None:
+    assert make_env_factory("matrix_game")().possible_agents == ["agent_0", "agent_1"]
+    assert make_env_factory("envs.matrix_game_v0:parallel_env", n_agents=2)().possible_agents == [
+        "agent_0",
+        "agent_1",
+    ]
+    assert make_env_factory("smax:3m").kwargs == {"map_name": "3m"}
+    for name, message in [
+        ("smac:", "names no map"),
+        ("no.such:f", "cannot import"),
+        ("envs.matrix_game_v0:x", "no callable"),
+    ]:
+        with pytest.raises(UnknownEnvError, match=message):
+            make_env_factory(name)
+
+
+def test_save_animation_checks(tmp_path: Path) -> None:
+    frame = np.zeros((20, 20, 3), dtype=np.uint8)
+    path = save_gif([frame] * 4, tmp_path / "same.gif", fps=10)
+    with Image.open(path) as image:
+        assert image.n_frames == 4
+    with pytest.raises(ReplayError, match=r"\.gif or \.mp4"):
+        save_animation([frame], tmp_path / "x.avi")
+    with pytest.raises(ReplayError, match="H x W x 3"):
+        save_animation([np.zeros((4, 4))], tmp_path / "x.gif")
+    with pytest.raises(ReplayError, match="no frames"):
+        save_gif([], tmp_path / "x.gif")
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        with pytest.raises(ReplayError, match=r"imageio\[ffmpeg\]"):
+            save_animation([frame], tmp_path / "x.mp4")
+    else:
+        assert save_animation([frame] * 3, tmp_path / "x.mp4").stat().st_size > 0
