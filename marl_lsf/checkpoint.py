@@ -104,6 +104,9 @@ class CheckpointCallback(BaseCallback):
     def _init_callback(self) -> None:
         self.save_path.mkdir(parents=True, exist_ok=True)
         self._last_saved_step = self.model.num_timesteps
+        # Temporary files of a write that a crash interrupted.
+        for stale in self.save_path.glob(f".{self.name_prefix}_*_steps.zip.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def _on_step(self) -> bool:
         if self.model.num_timesteps // self.save_freq > self._last_saved_step // self.save_freq:

@@ -335,7 +335,8 @@ class MultiAgentAlgorithm(ABC):
             progress_bar: show a rich progress bar (Stable-Baselines3's, through tqdm.rich).
 
         Raises:
-            NonFiniteError: a loss logged by ``train`` or a saved parameter became NaN or infinite.
+            NonFiniteError: a saved parameter is NaN or infinite at the start, or a loss logged by
+                ``train`` or a saved parameter became so.
                 Training stops at once; ``last_checkpoint`` (when a ``CheckpointCallback`` runs)
                 was written before the failing update.
         """
@@ -345,6 +346,7 @@ class MultiAgentAlgorithm(ABC):
             raise ValueError(f"total_timesteps must be a non-negative whole number, got {total_timesteps}")
         total_timesteps = int(total_timesteps)
         total_timesteps = self._setup_learn(total_timesteps, reset_num_timesteps, tb_log_name)
+        self._check_finite()
         callback = self._init_callback(callback, progress_bar)
         callback.on_training_start(locals(), globals())
         while self.num_timesteps < total_timesteps:
@@ -454,14 +456,15 @@ class MultiAgentAlgorithm(ABC):
             self._last_obs = step.next
             if self._hidden is not None and done.size:
                 self._hidden[done] = 0.0
-            # Count episodes before the callbacks, so a checkpoint taken there agrees with the buffer.
+            # Count episodes and write the log before the callbacks, so a checkpoint taken there agrees
+            # with the buffer and the log (a run resumed from it neither skips nor repeats a log row).
             episodes_before = self._episode_num
             self._episode_num += int(done.size)
+            if log_interval and self._episode_num // log_interval > episodes_before // log_interval:
+                self.dump_logs()
             callback.update_locals(locals())
             if not callback.on_step():
                 return episodes, False
-            if log_interval and self._episode_num // log_interval > episodes_before // log_interval:
-                self.dump_logs()
         return episodes, True
 
     def _track_episodes(self, step: TeamStep) -> np.ndarray:
