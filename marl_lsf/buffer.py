@@ -29,7 +29,7 @@ class EpisodeBatch(NamedTuple):
     state: torch.Tensor  # [B, T+1, S] float32
     avail: torch.Tensor  # [B, T+1, N, A] bool
     alive: torch.Tensor  # [B, T+1, N] bool
-    actions: torch.Tensor  # [B, T, N] int64
+    actions: torch.Tensor  # [B, T, N] int64 (stored as int16 when the action count allows)
     reward: torch.Tensor  # [B, T] float32
     terminated: torch.Tensor  # [B, T] float32 (1.0 where the episode truly ended, no bootstrap)
     filled: torch.Tensor  # [B, T] bool (a real transition, not padding)
@@ -64,6 +64,7 @@ class EpisodeReplayBuffer:
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.max_steps = max(1, int(max_episode_steps))
+        self._action_dtype = np.int16 if spec.n_actions <= np.iinfo(np.int16).max else np.int64
         self.storage = self._allocate(capacity, self.max_steps)
         self.lengths = np.zeros(capacity, dtype=np.int64)
         self.stage = self._allocate(num_envs, self.max_steps)
@@ -79,21 +80,20 @@ class EpisodeReplayBuffer:
             "state": np.zeros((rows, steps + 1, s), dtype=np.float32),
             "avail": np.zeros((rows, steps + 1, n, a), dtype=bool),
             "alive": np.zeros((rows, steps + 1, n), dtype=bool),
-            "actions": np.zeros((rows, steps, n), dtype=np.int64),
+            "actions": np.zeros((rows, steps, n), dtype=self._action_dtype),
             "reward": np.zeros((rows, steps), dtype=np.float32),
             "terminated": np.zeros((rows, steps), dtype=np.float32),
         }
 
     def _grow(self) -> None:
-        """Double the time capacity of storage and staging (keeps what is stored)."""
+        """Double the time capacity of storage and staging, copying only the rows in use."""
         old = self.max_steps
         self.max_steps = 2 * old
-        for name in ("storage", "stage"):
+        for name, used in (("storage", len(self)), ("stage", self.num_envs)):
             arrays = getattr(self, name)
-            rows = arrays["reward"].shape[0]
-            grown = self._allocate(rows, self.max_steps)
+            grown = self._allocate(arrays["reward"].shape[0], self.max_steps)
             for key, value in arrays.items():
-                grown[key][:, : value.shape[1]] = value
+                grown[key][:used, : value.shape[1]] = value[:used]
             setattr(self, name, grown)
 
     def __len__(self) -> int:
@@ -155,6 +155,7 @@ class EpisodeReplayBuffer:
         for key, value in self.storage.items():
             steps = horizon + 1 if key in _STEP_FIELDS else horizon
             fields[key] = torch.as_tensor(value[idx, :steps], device=self.device)
+        fields["actions"] = fields["actions"].long()
         filled = torch.as_tensor(np.arange(horizon)[None, :] < lengths[:, None], device=self.device)
         return EpisodeBatch(filled=filled, **fields)
 

@@ -217,6 +217,20 @@ def build_spec(env: ParallelEnv) -> TeamSpec:
     return TeamSpec(agents, tuple(obs_shapes), tuple(action_counts), state_dim, state_from_env, mask_source)
 
 
+#: Attributes that declare an episode length limit (PettingZoo, SMAC, SMAX spellings).
+EPISODE_LENGTH_ATTRS = ("max_cycles", "episode_limit", "max_steps", "max_episode_steps")
+
+
+def episode_length_hint(env: ParallelEnv) -> int | None:
+    """The env's episode length limit from common attribute names, or None."""
+    target = getattr(env, "unwrapped", env)
+    for name in EPISODE_LENGTH_ATTRS:
+        value = getattr(target, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def team_reward_fn(team_reward: TeamReward) -> Callable[[Mapping[str, float]], float]:
     """Resolve ``"mean"``, ``"sum"`` or a callable into a function of the reward dict."""
     if callable(team_reward):
@@ -262,6 +276,7 @@ class TeamEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete(np.asarray(self.spec_.action_counts))
         self._t = 0
         self._live: list[str] = []
+        self.max_episode_steps = episode_length_hint(self.env)
 
     def _state(self, obs: np.ndarray) -> np.ndarray:
         if not self.spec_.state_from_env:
@@ -309,7 +324,9 @@ class TeamEnv(gym.Env):
         self._live = list(self.env.agents)
         # Agents that terminated this step still report an observation, but their slot is empty now;
         # truncated agents keep theirs, since the critic bootstraps from it.
-        observations = {agent: obs for agent, obs in observations.items() if not terminations.get(agent, False)}
+        observations = {
+            agent: obs for agent, obs in observations.items() if not terminations.get(agent, False)
+        }
         done = not self._live
         truncated = done and any(truncations.get(agent, False) for agent in actions)
         terminated = done and not truncated
@@ -373,6 +390,8 @@ class TeamVecEnv(ABC):
 
     spec: TeamSpec
     num_envs: int
+    #: The env's episode length limit when it declares one (sizes the replay buffer), else None.
+    max_episode_steps: int | None = None
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> TeamObs:
@@ -422,6 +441,7 @@ class GymTeamVecEnv(TeamVecEnv):
             raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
         self.num_envs = num_envs
         self.spec = self.vec.get_attr("spec_")[0]
+        self.max_episode_steps = self.vec.get_attr("max_episode_steps")[0]
 
     def reset(self, seed: int | None = None) -> TeamObs:
         """Reset every env (env ``e`` gets ``seed + e``)."""
