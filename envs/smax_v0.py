@@ -478,8 +478,8 @@ class SmaxTeamVecEnv(TeamVecEnv):
 
 
 def _team_obs(arrays: tuple[Any, ...]) -> TeamObs:
-    """Move one batch of team arrays to numpy (one transfer per field)."""
-    obs, state, avail, alive = (np.asarray(x) for x in arrays)
+    """Move one batch of team arrays to numpy (one transfer per field; writable copies, as torch wants)."""
+    obs, state, avail, alive = (np.array(x) for x in arrays)
     return TeamObs(obs, state, avail, alive)
 
 
