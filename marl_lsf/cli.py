@@ -427,8 +427,18 @@ def cmd_sweep(argv: list[str]) -> int:
 # -- the parser -----------------------------------------------------------------------------------
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the examples' line breaks and shows defaults."""
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows ``(default: X)`` after options whose default says something (not None, not a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            any(action.default is v for v in (None, False, argparse.SUPPRESS))
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 EXAMPLES = """\
@@ -443,27 +453,31 @@ examples:
 
 
 def _add_env_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    where = "" if required else " (default: the env in the run.json next to the model)"
     parser.add_argument(
-        "--env",
-        required=required,
-        default=None,
-        help=f"environment: {valid_names()}" + ("" if required else " (default: from the run's run.json)"),
+        "--env", required=required, metavar="NAME", help=f"environment: {valid_names()}{where}"
     )
     parser.add_argument(
         "--env-kwargs",
         nargs="+",
         action="extend",
         metavar="KWARGS",
-        help="env constructor arguments: a JSON object or key=value pairs",
+        help="env constructor arguments: a JSON object or key=value pairs, e.g. grid_size=5 n_prey=2",
     )
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model file written by `marl-lsf train` (e.g. runs/pp/model.zip)")
+    parser.add_argument("model", help="model file written by `marl-lsf train`, e.g. runs/pp/model.zip")
     _add_env_options(parser, required=False)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy ones")
-    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the first episode")
+    parser.add_argument(
+        "--stochastic", action="store_true", help="sample actions instead of taking the greedy ones"
+    )
+    parser.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda")
+
+
+def _subparser(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=description, formatter_class=_HelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -477,80 +491,94 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {marl_lsf.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    train = sub.add_parser(
+    train = _subparser(
+        sub,
         "train",
-        help="train agents and write a run folder",
-        description="Train agents on an environment. The run folder gets run.json (these settings), "
-        "progress.csv and TensorBoard logs, model.zip, and with the options best_model.zip and checkpoints/.",
-        formatter_class=_HelpFormatter,
+        "train agents and write a run folder",
+        "Train agents on an environment. The run folder receives run.json (these settings), progress.csv "
+        "and TensorBoard logs, model.zip and, when asked for, best_model.zip and checkpoints/.",
     )
     train.add_argument("--algo", default="lsfsac", help=f"algorithm: {', '.join(ALGORITHMS)}")
     _add_env_options(train, required=True)
     train.add_argument(
         "--policy", default="MlpPolicy", choices=["MlpPolicy", "RnnPolicy"], help="agent networks"
     )
-    train.add_argument("--timesteps", type=_timesteps, default=100_000, help="environment steps, e.g. 2e6")
-    train.add_argument("--seed", type=int, default=0, help="random seed")
-    train.add_argument("--out", default=None, help="run folder (default: runs/<algo>_<env>_s<seed>)")
-    train.add_argument("--n-envs", type=int, default=1, help="environment copies (worker processes when > 1)")
-    train.add_argument("--eval-freq", type=_timesteps, default=0, help="steps between evaluations (0: none)")
-    train.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
     train.add_argument(
-        "--checkpoint-freq", type=_timesteps, default=0, help="steps between checkpoints (0: none)"
+        "--timesteps", type=_timesteps, default=100_000, metavar="N", help="environment steps, e.g. 2e6"
+    )
+    train.add_argument("--seed", type=int, default=0, metavar="N", help="random seed")
+    train.add_argument("--out", metavar="DIR", help="run folder (default: runs/<algo>_<env>_s<seed>)")
+    train.add_argument(
+        "--n-envs", type=int, default=1, metavar="N", help="environment copies (processes when > 1)"
+    )
+    train.add_argument(
+        "--eval-freq", type=_timesteps, default=0, metavar="STEPS", help="steps between evaluations, 0: none"
+    )
+    train.add_argument("--eval-episodes", type=int, default=10, metavar="K", help="episodes per evaluation")
+    train.add_argument(
+        "--checkpoint-freq",
+        type=_timesteps,
+        default=0,
+        metavar="STEPS",
+        help="steps between checkpoints, 0: none",
     )
     train.add_argument(
         "--algo-kwargs",
         nargs="+",
         action="extend",
         metavar="KWARGS",
-        help="algorithm arguments: a JSON object or key=value pairs (e.g. batch_size=16 ent_coef=0.1)",
+        help="algorithm arguments: a JSON object or key=value pairs, e.g. batch_size=16 ent_coef=0.1",
     )
-    train.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    train.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda")
     train.add_argument(
         "--quiet", action="store_true", help="no progress bar and no log tables in the terminal"
     )
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser(
+    evaluate = _subparser(
+        sub,
         "eval",
-        help="evaluate a saved model",
-        description="Run episodes with a saved model's decentralized policies; print return, win rate, length.",
-        formatter_class=_HelpFormatter,
+        "evaluate a saved model",
+        "Run episodes with a saved model's decentralized policies; print the return, win rate and length.",
     )
     _add_model_options(evaluate)
-    evaluate.add_argument("--episodes", type=int, default=32, help="episodes to run")
+    evaluate.add_argument("--episodes", type=int, default=32, metavar="K", help="episodes to run")
     evaluate.set_defaults(func=cmd_eval)
 
-    replay = sub.add_parser(
+    replay = _subparser(
+        sub,
         "replay",
-        help="render an episode of a saved model",
-        description="Render one episode of a saved model: a GIF/MP4 (envs with render mode rgb_array), "
-        "a per-step text trace (--text, --out -, --out trace.txt), or a StarCraft II replay (SMAC).",
-        formatter_class=_HelpFormatter,
+        "render an episode of a saved model",
+        "Render one episode of a saved model: a GIF or MP4 (envs with render mode rgb_array), a per-step "
+        "text trace (--text, --out -, --out trace.txt), or a StarCraft II replay (SMAC).",
     )
     _add_model_options(replay)
     replay.add_argument(
         "--out",
-        default=None,
-        help="output: .gif, .mp4 (needs imageio[ffmpeg]), .txt, or - for the terminal "
-        "(default: replay.gif next to the model when the env renders images, else the terminal)",
+        metavar="FILE",
+        help=".gif, .mp4 (needs imageio[ffmpeg]), .txt, or - for the terminal (default: replay.gif next to "
+        "the model when the env renders images, else the terminal)",
     )
     replay.add_argument("--text", action="store_true", help="a per-step text trace instead of images")
     replay.add_argument("--fps", type=float, default=5.0, help="frames per second of the animation")
     replay.set_defaults(func=cmd_replay)
 
-    plot = sub.add_parser(
+    plot = _subparser(
+        sub,
         "plot",
-        help="plot learning curves of run folders",
-        description="Plot learning curves (median line, min-max band over seeds) from run folders' progress.csv, "
-        "grouped by run.json settings.",
-        formatter_class=_HelpFormatter,
+        "plot learning curves of run folders",
+        "Plot learning curves from run folders' progress.csv: per group of runs with the same run.json "
+        "settings, the median over seeds and a min-max band.",
     )
     plot.add_argument("runs", nargs="+", help="run folders, or folders of run folders")
-    plot.add_argument("--out", default="curves.png", help="image file to write")
-    plot.add_argument("--key", default="rollout/ep_rew_mean", help="logged value, e.g. eval/mean_return")
-    plot.add_argument("--label-by", default="algo,env", help="run.json fields that group the runs")
-    plot.add_argument("--title", default=None, help="figure title (default: the key)")
+    plot.add_argument("--out", default="curves.png", metavar="FILE", help="image file to write")
+    plot.add_argument(
+        "--key", default="rollout/ep_rew_mean", help="logged value to plot, e.g. eval/mean_return"
+    )
+    plot.add_argument(
+        "--label-by", default="algo,env", metavar="FIELDS", help="run.json fields that group the runs"
+    )
+    plot.add_argument("--title", help="figure title (default: the key)")
     plot.set_defaults(func=cmd_plot)
 
     sub.add_parser("sweep", help="run a hyperparameter sweep (see `marl-lsf sweep --help`)", add_help=False)
