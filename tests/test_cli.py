@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from envs.matrix_game_v0 import MatrixGameEnv
 from marl_lsf.cli import CliError, load_model, main, parse_kwargs
 from marl_lsf.env_registry import UnknownEnvError, make_env_factory
 from marl_lsf.plotting import plot_curves
@@ -95,6 +96,17 @@ def test_replay_gif_has_one_frame_per_step_plus_reset(pp_run: Path, tmp_path: Pa
     with Image.open(gif) as image:
         assert image.n_frames == recording.length + 1
         assert image.size == (100, 100 + 14)
+
+
+def test_sc2_replay_is_requested_from_the_env(matrix_run: Path) -> None:
+    saved: list[bool] = []
+
+    class ReplayingGame(MatrixGameEnv):
+        def save_replay(self) -> None:
+            saved.append(True)
+
+    recording = record_episode(load_model(matrix_run / "model.zip", "cpu"), ReplayingGame, sc2_replay=True)
+    assert saved == [True] and recording.length == 1 and recording.frames == []
 
 
 def test_replay_text_trace_in_the_terminal(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
