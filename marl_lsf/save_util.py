@@ -54,7 +54,8 @@ def save_model_file(path: str | os.PathLike[str], data: dict[str, Any], tensors:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+            # Level 1: replay buffers compress ~20x at level 1 and ~36x at the default 6, 3.5x faster.
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
                 archive.writestr(DATA_NAME, json.dumps(data, indent=2, sort_keys=True))
                 with archive.open(TENSORS_NAME, "w", force_zip64=True) as member:
                     torch.save(tensors, member)

@@ -390,8 +390,12 @@ class MultiAgentAlgorithm(ABC):
         for key, value in self.logger.name_to_value.items():
             if key.startswith("train/") and isinstance(value, float) and not math.isfinite(value):
                 self._raise_non_finite(f"{key} is {value}")
+        modules = {name: self._module(name) for name in self._saved_modules}
         tensors = {
-            f"{name}.{p}": t for name in self._saved_modules for p, t in self._module(name).named_parameters()
+            f"{name}.{p}": t
+            for name, module in modules.items()
+            if isinstance(module, nn.Module)
+            for p, t in module.named_parameters()
         }
         tensors |= {name: self._module(name) for name in self._saved_tensors}
         if tensors and bool(torch.stack([t.detach().isfinite().all() for t in tensors.values()]).all()):
