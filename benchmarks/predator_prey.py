@@ -14,95 +14,69 @@ the peak memory of a default training run, and writes a markdown table.
 from __future__ import annotations
 
 import argparse
-import csv
-import multiprocessing as mp
-import platform
 import resource
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from runs import RESULTS, SUMMARY_HEADER, Job, command, curves, machine, run_jobs, summary_rows
 
 from envs import predator_prey_v0
 from marl_lsf import LSFSAC, evaluate_random_policy
-from marl_lsf.callbacks import EvalCallback
 from marl_lsf.plotting import plot_curves
 from marl_lsf.team_env import make_team_vec_env
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def _machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {mp.cpu_count()} cores, torch {torch.__version__}"
-
-
-def train_seed(args: tuple[int, int, int, int, str]) -> dict:
-    """Train one seed with periodic greedy evaluation; returns its curve and wall time."""
-    seed, steps, eval_every, eval_episodes, policy = args
-    torch.set_num_threads(1)
-    model = LSFSAC(policy, predator_prey_v0.parallel_env, seed=seed)
-    callback = EvalCallback(predator_prey_v0.parallel_env, eval_every, eval_episodes, seed=1000)
-    start = time.perf_counter()
-    model.learn(steps, callback=callback)
-    wall = time.perf_counter() - start
-    curve = [(step, result.mean_return) for step, result in callback.history]
-    return {"seed": seed, "curve": curve, "wall": wall, "updates": model._n_updates}
 
 
 def run_curve(args: argparse.Namespace) -> None:
     """Learning curve over seeds, with the random policy's test return for reference."""
-    jobs = [(seed, args.steps, args.eval_every, args.eval_episodes, args.policy) for seed in args.seeds]
-    start = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.processes) as pool:
-        runs = pool.map(train_seed, jobs)
-    total_wall = time.perf_counter() - start
-    random = evaluate_random_policy(predator_prey_v0.parallel_env(), args.eval_episodes * 2, seed=1000)
-
+    jobs = [
+        Job(
+            "LSFSAC",
+            "predator_prey",
+            seed,
+            args.steps,
+            args.eval_every,
+            args.eval_episodes,
+            args.policy,
+            time_limit=args.time_limit,
+        )
+        for seed in args.seeds
+    ]
+    runs = run_jobs(jobs, args.processes)
+    random = evaluate_random_policy(predator_prey_v0.parallel_env(), args.eval_episodes * 2, seed=10_000)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"predator_prey_{args.policy.lower()}"
-    with open(out / f"{stem}.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["seed", "env_steps", "test_return"])
-        for run in runs:
-            writer.writerows((run["seed"], step, value) for step, value in run["curve"])
-    curves = [
-        (np.array([s for s, _ in run["curve"]]), np.array([v for _, v in run["curve"]])) for run in runs
-    ]
-    x_max = max(c[0][-1] for c in curves)
+    groups = curves(runs, "returns")
+    x_max = max((c[0][-1] for group in groups.values() for c in group), default=args.steps)
+    groups["random policy"] = [(np.array([0, x_max]), np.full(2, random.mean_return))]
     plot_curves(
-        {
-            f"LSF-SAC ({args.policy})": curves,
-            "random policy": [(np.array([0, x_max]), np.full(2, random.mean_return))],
-        },
+        groups,
         out / f"{stem}.png",
-        xlabel="environment steps",
         ylabel=f"test return (mean of {args.eval_episodes} greedy episodes)",
-        title=f"Predator-prey 10x10, 8 predators / 8 prey: median and min-max over {len(runs)} seeds",
+        title=f"Predator-prey 10x10, 8 predators, 8 prey: median and min-max over {len(jobs)} seeds",
     )
-    grid = sorted({step for run in runs for step, _ in run["curve"]})
+    done = [run for run in runs if "error" not in run]
     lines = [
         f"# Predator-prey learning curve: LSF-SAC ({args.policy}) vs random play",
         "",
-        f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`",
-        f"Machine: {_machine()}; {len(runs)} seeds in {args.processes} processes, 1 torch thread each.",
-        f"Wall time: {total_wall / 60:.1f} min in all; per seed "
-        + ", ".join(f"{run['wall'] / 60:.1f} min ({run['updates']} updates)" for run in runs)
-        + ".",
-        f"Random policy test return: {random.mean_return:.1f} +- {random.std_return:.1f} "
-        f"over {len(random.episode_returns)} episodes. The maximum possible return is 40.",
+        f"Command: `{command()}`",
+        f"Machine: {machine()}; {len(jobs)} seeds in {args.processes} processes, 1 torch thread each.",
+        f"Random policy test return: {random.mean_return:.1f} +- {random.std_return:.1f} over "
+        f"{len(random.episode_returns)} episodes. The maximum possible return is 40.",
+        "",
+        *SUMMARY_HEADER,
+        *summary_rows(runs, "returns"),
         "",
         f"![curve]({stem}.png)",
         "",
-        "| env steps | median test return | min | max |",
-        "|---:|---:|---:|---:|",
+        "| env steps | " + " | ".join(f"seed {run['job'].seed}" for run in done) + " |",
+        "|---:|" + "---:|" * len(done),
     ]
-    for step in grid:
-        values = [value for run in runs for s, value in run["curve"] if s == step]
-        lines.append(f"| {step:,} | {np.median(values):.1f} | {min(values):.1f} | {max(values):.1f} |")
+    for i, step in enumerate(done[0]["steps"] if done else []):
+        values = [f"{run['returns'][i]:.1f}" if i < len(run["returns"]) else "" for run in done]
+        lines.append(f"| {step:,} | " + " | ".join(values) + " |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -152,8 +126,8 @@ def run_throughput(args: argparse.Namespace) -> None:
     lines = [
         "# Predator-prey throughput and memory (default settings)",
         "",
-        f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`",
-        f"Machine: {_machine()}; torch threads: {args.threads}. All figures from this one run.",
+        f"Command: `{command()}`",
+        f"Machine: {machine()}; torch threads: {args.threads}. All figures from this one run.",
         "",
         "| what | env steps/s | ratio to raw env |",
         "|---|---:|---:|",
@@ -187,6 +161,7 @@ def main() -> None:
     curve.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     curve.add_argument("--processes", type=int, default=3)
     curve.add_argument("--policy", default="MlpPolicy", choices=["MlpPolicy", "RnnPolicy"])
+    curve.add_argument("--time-limit", type=float, default=None, help="wall seconds per seed")
     curve.add_argument("--out", default=str(RESULTS))
     throughput = sub.add_parser("throughput", help="steps/s, updates/s and memory")
     throughput.add_argument("--steps", type=int, default=4000)

@@ -57,7 +57,8 @@ class EvalCallback(BaseCallback):
         self._next_eval = 0
 
     def _on_training_start(self) -> None:
-        self._next_eval = self.num_timesteps
+        self._next_eval = self.num_timesteps + self.eval_freq
+        self.evaluate()
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next_eval:

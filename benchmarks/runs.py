@@ -1,0 +1,152 @@
+"""Shared machinery of the learning-curve benchmarks: one training run per process, curves, tables.
+
+A ``Job`` names an algorithm, an environment (by the names ``marl-lsf`` accepts), a seed and a
+budget. ``run_jobs`` trains the jobs in a process pool (one torch thread each), evaluating the
+greedy team every ``eval_every`` steps with ``marl_lsf.callbacks.EvalCallback``; a job may also
+stop at a wall-clock limit, and its curve then ends where it got to.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of a learning-curve benchmark."""
+
+    algo: str
+    env: str
+    seed: int
+    steps: int
+    eval_every: int
+    eval_episodes: int
+    policy: str = "MlpPolicy"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    time_limit: float | None = None
+
+    @property
+    def label(self) -> str:
+        """The curve group this run belongs to."""
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.algo_kwargs.items()) if k not in ("n_envs",))
+        return f"{self.algo}" + (f" ({extra})" if extra else "")
+
+
+class WallClockLimit(BaseCallback):
+    """Stop training after ``seconds`` of wall time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.deadline = time.monotonic() + seconds
+
+    def _on_step(self) -> bool:
+        return time.monotonic() < self.deadline
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    import torch
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores (load {load:.1f} at the end), "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def command() -> str:
+    """The command line that is running, for the results files."""
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train one job with periodic evaluation; returns its curve (or its error) and wall time."""
+    import torch
+
+    import marl_lsf
+    from marl_lsf.callbacks import EvalCallback
+    from marl_lsf.env_registry import make_env_factory
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    try:
+        factory = make_env_factory(job.env, **job.env_kwargs)
+        algo = getattr(marl_lsf, job.algo)
+        model = algo(job.policy, factory, seed=job.seed, **job.algo_kwargs)
+        evaluation = EvalCallback(factory, job.eval_every, job.eval_episodes, seed=10_000 + job.seed)
+        callbacks: list[BaseCallback] = [evaluation]
+        if job.time_limit is not None:
+            callbacks.append(WallClockLimit(job.time_limit))
+        model.learn(job.steps, callback=callbacks)
+    except Exception:  # a benchmark reports a failed run instead of losing the others
+        return {"job": job, "error": traceback.format_exc(limit=3), "wall": time.perf_counter() - start}
+    history = evaluation.history
+    return {
+        "job": job,
+        "steps": [step for step, _ in history],
+        "returns": [result.mean_return for _, result in history],
+        "win_rates": [result.win_rate for _, result in history],
+        "wall": time.perf_counter() - start,
+        "num_timesteps": model.num_timesteps,
+        "updates": model._n_updates,
+    }
+
+
+def run_jobs(jobs: list[Job], processes: int) -> list[dict[str, Any]]:
+    """Run ``jobs`` in a spawn-context process pool of ``processes`` workers."""
+    with mp.get_context("spawn").Pool(processes, maxtasksperchild=1) as pool:
+        return pool.map(run_job, jobs, chunksize=1)
+
+
+def curves(runs: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Group successful runs' ``metric`` curves (``returns`` or ``win_rates``) by label."""
+    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for run in runs:
+        if "error" not in run and run["steps"]:
+            groups.setdefault(run["job"].label, []).append(
+                (np.array(run["steps"]), np.array(run[metric], float))
+            )
+    return groups
+
+
+def summary_rows(runs: list[dict[str, Any]], metric: str) -> list[str]:
+    """Markdown rows: per label, final metric median [min, max], steps reached and wall time."""
+    rows = []
+    labels = sorted({run["job"].label for run in runs})
+    for label in labels:
+        mine = [run for run in runs if run["job"].label == label]
+        done = [run for run in mine if "error" not in run and run["steps"]]
+        errors = [run for run in mine if "error" in run]
+        if done:
+            finals = [run[metric][-1] for run in done]
+            best = [max(run[metric]) for run in done]
+            rows.append(
+                f"| {label} | {len(done)} | {np.median(finals):.2f} [{min(finals):.2f}, {max(finals):.2f}] "
+                f"| {np.median(best):.2f} | {int(np.median([run['num_timesteps'] for run in done])):,} "
+                f"| {np.median([run['wall'] for run in done]) / 60:.1f} |"
+            )
+        for run in errors:
+            last = run["error"].strip().splitlines()[-1]
+            rows.append(f"| {label} (seed {run['job'].seed}) | failed | {last} | | | |")
+    return rows
+
+
+SUMMARY_HEADER = [
+    "| algorithm | seeds | final (median [min, max]) | best (median) | env steps reached (median) | wall min (median) |",
+    "|---|---:|---|---:|---:|---:|",
+]
