@@ -1,0 +1,202 @@
+"""The LSF-SAC paper's one-step matrix game (section VI-A, Table I): who finds the optimum (A, A)?
+
+Trains LSF-SAC (library defaults), MASAC (LSF-SAC without latent messages), QMIX and VDN on the default payoff of
+``envs.matrix_game_v0`` for several seeds with a fixed budget of environment steps each, then
+reads out every model's greedy joint action (each agent's own greedy action, as at execution),
+its payoff, and the utilities Q_1, Q_2 and Q_tot of ``marl_lsf.utility_tables``. Writes
+``benchmarks/results/matrix_game.md`` (keeping its hand-written "## Experiments" section) and the
+heatmap ``benchmarks/results/matrix_game_qtot.png``.
+
+Run from the repository root::
+
+    python benchmarks/matrix_game.py            # 10 seeds, 2 worker processes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs import matrix_game_v0
+from envs.matrix_game_v0 import DEFAULT_PAYOFF
+from marl_lsf import LSFSAC, QMIX, VDN, MultiAgentAlgorithm, utility_tables
+
+RESULTS = Path(__file__).parent / "results"
+ACTIONS = ("A", "B", "C")
+OBS = np.ones((2, 1), dtype=np.float32)
+STATE = np.ones(1, dtype=np.float32)
+PAYOFF = np.asarray(DEFAULT_PAYOFF)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One algorithm setting of the benchmark."""
+
+    name: str
+    algorithm: type[MultiAgentAlgorithm]
+    steps: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+#: Constructor arguments shared by every run: the library defaults, with a 500-step uniformly
+#: random warm-up before training for every algorithm.
+COMMON: dict[str, Any] = {"learning_starts": 500}
+
+CONFIGS = (
+    Config("LSF-SAC", LSFSAC, 5000),
+    Config("MASAC (LSF-SAC, latent_dim=0)", LSFSAC, 5000, {"latent_dim": 0}),
+    Config("QMIX", QMIX, 5000),
+    Config("VDN", VDN, 5000),
+)
+
+#: Heading of the hand-written experiments section of the results file, kept when it is rewritten.
+EXPERIMENTS_HEADING = "## Experiments"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one (config, seed) run produced."""
+
+    config: str
+    seed: int
+    joint_action: tuple[int, ...]
+    payoff: float
+    utilities: tuple[np.ndarray, ...]
+    joint: np.ndarray
+    seconds: float
+
+
+def run(config: Config, seed: int) -> RunResult:
+    """Train one model on the default matrix game and read out its greedy play and tables."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    model = config.algorithm("MlpPolicy", matrix_game_v0.parallel_env, seed=seed, **COMMON, **config.kwargs)
+    model.learn(config.steps)
+    actions, _ = model.predict(OBS, deterministic=True)
+    joint_action = tuple(int(a) for a in actions)
+    tables = utility_tables(model, OBS, state=STATE)
+    return RunResult(
+        config.name,
+        seed,
+        joint_action,
+        float(PAYOFF[joint_action]),
+        tables.utilities,
+        tables.joint,
+        time.perf_counter() - start,
+    )
+
+
+def table_markdown(result: RunResult) -> str:
+    """Q_tot of one run laid out like the paper's Table I (utilities as row/column headers)."""
+    q1, q2 = result.utilities
+    header = ["Q1 \\ Q2", *(f"{q2[b]:.1f}({ACTIONS[b]})" for b in range(3))]
+    rows = ["| " + " | ".join(header) + " |", "|---|---|---|---|"]
+    for a in range(3):
+        cells = [f"{q1[a]:.1f}({ACTIONS[a]})", *(f"{result.joint[a, b]:.1f}" for b in range(3))]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def heatmap(tables: list[RunResult], path: Path) -> None:
+    """Q_tot tables of one seed per config side by side, with the payoff for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("payoff", PAYOFF, None), *((r.config, r.joint, r.utilities) for r in tables)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    for ax, (title, values, utilities) in zip(axes, panels, strict=True):
+        ax.imshow(values, cmap="viridis", vmin=-12, vmax=8)
+        for a in range(3):
+            for b in range(3):
+                ax.text(b, a, f"{values[a, b]:.1f}", ha="center", va="center", color="w", fontsize=9)
+        if utilities is None:
+            ax.set_xticks(range(3), ACTIONS)
+            ax.set_yticks(range(3), ACTIONS)
+        else:
+            ax.set_xticks(range(3), [f"{utilities[1][b]:.1f}({ACTIONS[b]})" for b in range(3)], fontsize=8)
+            ax.set_yticks(range(3), [f"{utilities[0][a]:.1f}({ACTIONS[a]})" for a in range(3)], fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("agent 2 (Q2)", fontsize=8)
+        ax.set_ylabel("agent 1 (Q1)", fontsize=8)
+    fig.suptitle("Q_tot over joint actions (one seed per algorithm); payoff on the left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(
+    configs: list[Config], results: list[RunResult], seeds: list[int], command: str, wall: float, workers: int
+) -> str:
+    """The markdown results file."""
+    lines = [
+        "# Matrix game (paper section VI-A, Table I)",
+        "",
+        "QTRAN's one-step game `[[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]` (`envs.matrix_game_v0`"
+        " defaults). Each run trains one model for a fixed number of environment steps (every step"
+        " is a whole episode, followed by one gradient step), then reads the greedy joint action"
+        " of the decentralized agents (`predict(..., deterministic=True)`).",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {platform.machine()}, nproc = {os.cpu_count()} (shared with other jobs),"
+        f" Python {platform.python_version()}, torch {torch.__version__}, {workers} worker processes,"
+        " torch threads = 1",
+        f"- Wall time: {wall / 60:.1f} min for {len(results)} runs",
+        f"- Seeds: {seeds}; shared settings: `{COMMON}`",
+        "",
+        "| algorithm | env steps | extra arguments | (A, A) found | median greedy payoff | greedy joint actions |",
+        "|---|---|---|---|---|---|",
+    ]
+    for config in configs:
+        runs = [r for r in results if r.config == config.name]
+        found = sum(r.joint_action == (0, 0) for r in runs)
+        actions = ", ".join("".join(ACTIONS[a] for a in r.joint_action) for r in runs)
+        lines.append(
+            f"| {config.name} | {config.steps} | `{config.kwargs or '-'}` | {found}/{len(runs)} "
+            f"| {np.median([r.payoff for r in runs]):g} | {actions} |"
+        )
+    lines += ["", f"## Q1, Q2 and Q_tot of seed {seeds[0]} (layout of the paper's Table I)", ""]
+    for config in configs:
+        first = next(r for r in results if r.config == config.name and r.seed == seeds[0])
+        lines += [f"**{config.name}**", "", table_markdown(first), ""]
+    lines += ["![Q_tot heatmaps](matrix_game_qtot.png)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every config over the seeds and write the results file and the heatmap."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 per algorithm")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (one run each)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the .md and .png")
+    parser.add_argument("--steps", type=int, default=None, help="override every budget (smoke tests)")
+    args = parser.parse_args(argv)
+    seeds = list(range(args.seeds))
+    configs = [replace(c, steps=args.steps) if args.steps else c for c in CONFIGS]
+    jobs = [(config, seed) for config in configs for seed in seeds]
+    start = time.perf_counter()
+    with Pool(args.workers) as pool:
+        results = pool.starmap(run, jobs)
+    wall = time.perf_counter() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join(sys.argv)
+    results_file = args.out / "matrix_game.md"
+    previous = results_file.read_text() if results_file.exists() else ""
+    experiments = previous[previous.find(EXPERIMENTS_HEADING) :] if EXPERIMENTS_HEADING in previous else ""
+    results_file.write_text(report(configs, results, seeds, command, wall, args.workers) + experiments)
+    heatmap([r for r in results if r.seed == seeds[0]], args.out / "matrix_game_qtot.png")
+
+
+if __name__ == "__main__":
+    main()
