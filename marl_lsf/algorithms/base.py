@@ -62,9 +62,6 @@ MaybeCallback = (
     BaseCallback | Callable[[dict[str, Any], dict[str, Any]], bool] | Sequence[BaseCallback] | None
 )
 
-#: Attributes of the env that hint at its episode length (PettingZoo, SMAC, SMAX spellings).
-_EPISODE_LENGTH_ATTRS = ("max_cycles", "episode_limit", "max_steps", "max_episode_steps")
-
 #: Constructor arguments a model file may not set: they concern this machine and this run (where
 #: to log, how many threads and workers), so only the caller of ``load`` chooses them.
 _LOCAL_ARGUMENTS = frozenset(
@@ -203,7 +200,7 @@ class MultiAgentAlgorithm(ABC):
         if _spec is None:
             raise ValueError("an env is required (or a saved model's spec, through load())")
         self.spec = _spec
-        self.max_episode_steps = max_episode_steps or _episode_length_hint(env) or 64
+        self.max_episode_steps = max_episode_steps or (self.env.max_episode_steps if self.env else None) or 64
 
         self.num_timesteps = 0
         self._total_timesteps = 0
@@ -720,15 +717,3 @@ def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _episode_length_hint(env: Any) -> int | None:
-    """Best guess of the env's episode length from common attribute names."""
-    if env is None or callable(env) and not hasattr(env, "possible_agents"):
-        return None
-    target = getattr(env, "unwrapped", env)
-    for name in _EPISODE_LENGTH_ATTRS:
-        value = getattr(target, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
 from torch import nn
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
@@ -45,7 +46,7 @@ class LSFSAC(MultiAgentAlgorithm):
         kl_coef: beta, the weight of the KL term of the message loss (eq. 12).
         n_critics: 1, or 2 for double Q (two critic+mixer sets; targets and the policy use the
             minimum, as in SAC).
-        actor_learning_rate: actor learning rate (default: ``learning_rate``). The paper's
+        actor_learning_rate: actor learning rate, a float or a schedule (default: ``learning_rate``). The paper's
             lambda_2 only rescales the actor's gradients, which Adam ignores, so it is not offered.
         **kwargs: the arguments of ``MultiAgentAlgorithm``.
     """
@@ -75,7 +76,7 @@ class LSFSAC(MultiAgentAlgorithm):
         latent_coef: float = 1.0,
         kl_coef: float = 1e-3,
         n_critics: int = 1,
-        actor_learning_rate: float | None = None,
+        actor_learning_rate: float | Schedule | None = None,
         **kwargs: Any,
     ) -> None:
         self.ent_coef = ent_coef
@@ -104,7 +105,9 @@ class LSFSAC(MultiAgentAlgorithm):
             "latent_coef": self.latent_coef,
             "kl_coef": self.kl_coef,
             "n_critics": self.n_critics,
-            "actor_learning_rate": self.actor_learning_rate,
+            "actor_learning_rate": self.actor_learning_rate
+            if self.actor_learning_rate is None or isinstance(self.actor_learning_rate, int | float)
+            else self.actor_lr_schedule(1.0),
         }
 
     def _build_networks(self) -> None:
@@ -121,7 +124,10 @@ class LSFSAC(MultiAgentAlgorithm):
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.mixers_target = copy.deepcopy(self.mixers).requires_grad_(False)
         lr = self.lr_schedule(1.0)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_learning_rate or lr)
+        self.actor_lr_schedule = (
+            self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
+        )
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr_schedule(1.0))
         self.critic_optimizer = torch.optim.Adam(
             [*self.critics.parameters(), *self.mixers.parameters()], lr=lr
         )
@@ -155,8 +161,10 @@ class LSFSAC(MultiAgentAlgorithm):
 
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """``gradient_steps`` updates of critics, actor and temperature on sampled episodes."""
-        optimizers = [self.actor_optimizer, self.critic_optimizer]
-        self._update_learning_rate(optimizers)
+        self._update_learning_rate([self.critic_optimizer, *filter(None, [self.ent_coef_optimizer])])
+        actor_lr = self.actor_lr_schedule(self._current_progress_remaining)
+        update_learning_rate(self.actor_optimizer, actor_lr)
+        self.logger.record("train/actor_learning_rate", actor_lr)
         stats: dict[str, list[float]] = {}
         for _ in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, self._rng)
