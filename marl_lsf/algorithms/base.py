@@ -34,12 +34,13 @@ from stable_baselines3.common.utils import (
     FloatSchedule,
     configure_logger,
     get_device,
+    polyak_update,
     set_random_seed,
     update_learning_rate,
 )
 from torch import nn
 
-from marl_lsf.buffer import EpisodeReplayBuffer
+from marl_lsf.buffer import EpisodeBatch, EpisodeReplayBuffer
 from marl_lsf.save_util import (
     ModelFileError,
     load_model_file,
@@ -243,8 +244,36 @@ class MultiAgentAlgorithm(ABC):
         """Decentralized action selection: ``obs [E, N, O]``, ``avail [E, N, A]`` -> actions ``[E, N]``."""
 
     @abstractmethod
+    def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
+        """One gradient update on a batch of episodes; returns the values to log under ``train/``."""
+
+    @abstractmethod
+    def _target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """``(online, target)`` network pairs that the target update moves together."""
+
+    @abstractmethod
+    def _update_learning_rates(self) -> None:
+        """Set every optimizer's learning rate from its schedule (called before each training phase)."""
+
     def train(self, gradient_steps: int, batch_size: int) -> None:
-        """Run ``gradient_steps`` updates on batches of ``batch_size`` episodes."""
+        """Run ``gradient_steps`` updates on batches of ``batch_size`` episodes, then log their mean values.
+
+        After every ``target_update_interval`` updates the target networks move towards the online
+        ones by ``tau`` (Polyak averaging; ``tau = 1`` copies them).
+        """
+        self._update_learning_rates()
+        stats: dict[str, list[float]] = {}
+        for _ in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, self._rng)
+            for key, value in self._train_step(batch).items():
+                stats.setdefault(key, []).append(value)
+            self._n_updates += 1
+            if self._n_updates % self.target_update_interval == 0:
+                for online, target in self._target_pairs():
+                    polyak_update(online.parameters(), target.parameters(), self.tau)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        for key, values in stats.items():
+            self.logger.record(f"train/{key}", float(np.mean(values)))
 
     #: Names of the torch modules, optimizers and tensors saved with the model.
     _saved_modules: ClassVar[tuple[str, ...]] = ()

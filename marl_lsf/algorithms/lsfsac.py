@@ -12,10 +12,9 @@ import copy
 import math
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
+from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch import nn
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
@@ -159,24 +158,14 @@ class LSFSAC(MultiAgentAlgorithm):
             return self.target_entropy_scale * avail.sum(-1).clamp(min=1).float().log()
         return torch.full(avail.shape[:-1], float(self.target_entropy), device=avail.device)
 
-    def train(self, gradient_steps: int, batch_size: int) -> None:
-        """``gradient_steps`` updates of critics, actor and temperature on sampled episodes."""
+    def _update_learning_rates(self) -> None:
         self._update_learning_rate([self.critic_optimizer, *filter(None, [self.ent_coef_optimizer])])
         actor_lr = self.actor_lr_schedule(self._current_progress_remaining)
         update_learning_rate(self.actor_optimizer, actor_lr)
         self.logger.record("train/actor_learning_rate", actor_lr)
-        stats: dict[str, list[float]] = {}
-        for _ in range(gradient_steps):
-            batch = self.replay_buffer.sample(batch_size, self._rng)
-            for key, value in self._train_step(batch).items():
-                stats.setdefault(key, []).append(value)
-            self._n_updates += 1
-            if self._n_updates % self.target_update_interval == 0:
-                polyak_update(self.critics.parameters(), self.critics_target.parameters(), self.tau)
-                polyak_update(self.mixers.parameters(), self.mixers_target.parameters(), self.tau)
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for key, values in stats.items():
-            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def _target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.critics, self.critics_target), (self.mixers, self.mixers_target)]
 
     def policy_distribution(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pi, log pi)`` of the decentralized actors at every step of the episodes, ``[B, T+1, N, A]``."""

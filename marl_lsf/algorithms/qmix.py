@@ -11,9 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
-from stable_baselines3.common.utils import LinearSchedule, polyak_update
+from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
@@ -115,22 +114,12 @@ class QMIX(MultiAgentAlgorithm):
         explore = torch.rand(greedy.shape, device=greedy.device) < self.exploration_rate
         return torch.where(explore, uniform, greedy), hidden
 
-    def train(self, gradient_steps: int, batch_size: int) -> None:
-        """``gradient_steps`` TD updates of the utility network and the mixer on sampled episodes."""
+    def _update_learning_rates(self) -> None:
         self._update_learning_rate([self.optimizer])
-        stats: dict[str, list[float]] = {}
-        for _ in range(gradient_steps):
-            batch = self.replay_buffer.sample(batch_size, self._rng)
-            for key, value in self._train_step(batch).items():
-                stats.setdefault(key, []).append(value)
-            self._n_updates += 1
-            if self._n_updates % self.target_update_interval == 0:
-                polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), self.tau)
-                polyak_update(self.mixer.parameters(), self.mixer_target.parameters(), self.tau)
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/exploration_rate", self.exploration_rate)
-        for key, values in stats.items():
-            self.logger.record(f"train/{key}", float(np.mean(values)))
+
+    def _target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.q_net, self.q_net_target), (self.mixer, self.mixer_target)]
 
     def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
         filled = batch.filled.float()  # [B, T]
