@@ -12,20 +12,31 @@ from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamVecEnv, make_team_vec
 
 
 class EvalCallback(BaseCallback):
-    """Evaluate the decentralized policies every ``eval_freq`` environment steps.
+    """Evaluate the decentralized policies at the start of training and every ``eval_freq`` environment steps.
 
-    Logs ``eval/mean_return``, ``eval/std_return``, ``eval/mean_ep_length`` and ``eval/win_rate``
-    (when the env reports wins) to the model's logger, keeps every result in ``self.history``
-    as ``(num_timesteps, EvaluationResult)``, and saves the best model to ``best_model_save_path``.
+    Evaluations fall on the multiples of ``eval_freq`` (also when ``learn`` continues a run), plus
+    one at the start of training (unless ``evaluate_at_start`` is False or this callback evaluated
+    at that step already) and one at its end when the last one was earlier. Each logs
+    ``eval/mean_return``, ``eval/std_return``, ``eval/mean_ep_length`` and ``eval/win_rate`` (when
+    the env reports wins) with ``time/total_timesteps`` and dumps the logger at the current step, so
+    every evaluation is a row of ``progress.csv`` (as with Stable-Baselines3's ``EvalCallback``).
+    Every result is kept in ``self.history`` as ``(num_timesteps, EvaluationResult)``, and the best
+    model so far is saved as ``best_model.zip`` in ``best_model_save_path``.
+
+    The evaluation env computes the team reward as the training env does (the model's
+    ``team_reward``). An env built here from a factory is closed when training ends (and built
+    again by the next ``learn``); an env instance or ``TeamVecEnv`` passed in is left open.
 
     Args:
         eval_env: a ParallelEnv, a factory of one, or a ``TeamVecEnv``, separate from the training env.
         eval_freq: environment steps between evaluations (counted over all training envs).
         n_eval_episodes: episodes per evaluation.
         deterministic: greedy actions during evaluation.
-        best_model_save_path: where to save the best model (None: do not save).
+        best_model_save_path: folder where ``best_model.zip`` is saved (None: do not save).
         on_result: called with ``(num_timesteps, result)`` after each evaluation.
         seed: seed of each evaluation's first reset (the same episodes every time).
+        evaluate_at_start: evaluate when training starts. A resumed run passes False: the run it
+            continues has logged the evaluation at its checkpoint's step already.
         verbose: 1 prints each evaluation.
     """
 
@@ -38,40 +49,51 @@ class EvalCallback(BaseCallback):
         best_model_save_path: str | Path | None = None,
         on_result: Callable[[int, EvaluationResult], None] | None = None,
         seed: int | None = 0,
+        evaluate_at_start: bool = True,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        if eval_freq < 1:
-            raise ValueError(f"eval_freq must be >= 1, got {eval_freq}")
-        self.eval_env = (
-            eval_env if isinstance(eval_env, TeamVecEnv) else make_team_vec_env(eval_env, 1, "sync")
-        )
+        if eval_freq < 1 or n_eval_episodes < 1:
+            raise ValueError(
+                f"eval_freq and n_eval_episodes must be >= 1, got {eval_freq}, {n_eval_episodes}"
+            )
+        self.eval_source = eval_env
+        self.eval_env: TeamVecEnv | None = eval_env if isinstance(eval_env, TeamVecEnv) else None
+        self._builds_env = not isinstance(eval_env, TeamVecEnv) and not hasattr(eval_env, "possible_agents")
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
         self.deterministic = deterministic
-        self.best_model_save_path = best_model_save_path
+        self.best_model_save_path = None if best_model_save_path is None else Path(best_model_save_path)
         self.on_result = on_result
         self.seed = seed
+        self.evaluate_at_start = evaluate_at_start
         self.history: list[tuple[int, EvaluationResult]] = []
         self.best_mean_return = float("-inf")
         self._next_eval = 0
 
     def _on_training_start(self) -> None:
-        self._next_eval = self.num_timesteps + self.eval_freq
-        self.evaluate()
+        self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+        if self.evaluate_at_start and not (self.history and self.history[-1][0] == self.num_timesteps):
+            self.evaluate()
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next_eval:
-            self._next_eval += self.eval_freq
+            # With several training envs a step may pass more than one multiple of eval_freq.
+            self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
             self.evaluate()
         return True
 
     def _on_training_end(self) -> None:
         if not self.history or self.history[-1][0] != self.num_timesteps:
             self.evaluate()
+        if self._builds_env and self.eval_env is not None:
+            self.eval_env.close()
+            self.eval_env = None
 
     def evaluate(self) -> EvaluationResult:
-        """Run one evaluation now and record it."""
+        """Run one evaluation now, log it as a row at the current step and record it."""
+        if self.eval_env is None:
+            self.eval_env = make_team_vec_env(self.eval_source, 1, "sync", self.model.team_reward)
         result = evaluate_policy(
             self.model, self.eval_env, self.n_eval_episodes, self.deterministic, self.seed
         )
@@ -81,12 +103,15 @@ class EvalCallback(BaseCallback):
         self.logger.record("eval/mean_ep_length", result.mean_length)
         if result.win_rate is not None:
             self.logger.record("eval/win_rate", result.win_rate)
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
         if self.verbose >= 1:
             print(f"eval at {self.num_timesteps} steps: {result!r}")
         if result.mean_return > self.best_mean_return:
             self.best_mean_return = result.mean_return
             if self.best_model_save_path is not None:
-                self.model.save(Path(self.best_model_save_path) / "best_model.zip")
+                self.best_model_save_path.mkdir(parents=True, exist_ok=True)
+                self.model.save(self.best_model_save_path / "best_model.zip")
         if self.on_result is not None:
             self.on_result(self.num_timesteps, result)
         return result

@@ -1,10 +1,13 @@
 """The ``marl-lsf`` command: train, evaluate, replay and plot cooperative multi-agent agents.
 
 Every subcommand is a thin layer over the library: ``train`` builds an algorithm on a named env
-(``marl_lsf.env_registry``) and calls ``learn`` with Stable-Baselines3 callbacks and logger;
-``eval`` runs ``marl_lsf.evaluate_policy``; ``replay`` uses ``marl_lsf.replay``; ``plot`` uses
+(``marl_lsf.env_registry``) and calls ``learn`` with ``marl_lsf.callbacks.EvalCallback``,
+``marl_lsf.checkpoint.CheckpointCallback`` and a logger from ``marl_lsf.checkpoint.configure_logger``
+(so ``train --resume`` continues a run's checkpoints and logs); ``eval`` runs
+``marl_lsf.evaluate_policy``; ``replay`` uses ``marl_lsf.replay``; ``plot`` uses
 ``marl_lsf.plotting``; ``sweep`` forwards to ``marl_lsf.sweep``. A run folder written by ``train``
-holds ``run.json`` (the command's settings), so ``eval`` and ``replay`` rebuild the env from it.
+holds ``run.json`` (the command's settings), so ``eval``, ``replay`` and ``train --resume``
+rebuild the env from it.
 
 Bad input (unknown names, missing files, malformed JSON, a model used on the wrong env) ends with
 a one-line error and exit status 2.
@@ -13,6 +16,7 @@ a one-line error and exit status 2.
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
 import importlib.util
 import inspect
@@ -27,16 +31,16 @@ import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import TqdmExperimentalWarning
 
 import marl_lsf
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.callbacks import EvalCallback
+from marl_lsf.checkpoint import CheckpointCallback, configure_logger, latest_checkpoint
 from marl_lsf.env_registry import EnvFactory, make_env_factory, valid_names
-from marl_lsf.evaluation import EvaluationResult, evaluate_policy
+from marl_lsf.evaluation import evaluate_policy
 from marl_lsf.save_util import load_model_file, model_path
-from marl_lsf.team_env import TeamVecEnv, make_team_vec_env
 
 #: Algorithm names accepted by ``--algo`` and the ``marl_lsf`` attribute each stands for.
 ALGORITHMS: dict[str, str] = {"lsfsac": "LSFSAC", "qmix": "QMIX", "vdn": "VDN"}
@@ -145,90 +149,57 @@ def env_factory_for(args: argparse.Namespace, **extra: Any) -> EnvFactory:
 # -- train ----------------------------------------------------------------------------------------
 
 
-class EvalCallback(BaseCallback):
-    """Evaluate the model every ``eval_freq`` environment steps; log ``eval/*`` and keep the best model.
+#: Defaults of ``train``'s options; None in the parser, so ``--resume`` can tell which were given.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "algo": "lsfsac",
+    "policy": "MlpPolicy",
+    "timesteps": 100_000,
+    "seed": 0,
+    "n_envs": 1,
+    "eval_freq": 0,
+    "eval_episodes": 10,
+    "checkpoint_freq": 0,
+}
+#: ``train`` options a resumed run takes from its ``run.json`` and may not change.
+RESUME_FIXED = ("env", "env_kwargs", "algo", "policy", "seed", "n_envs", "algo_kwargs", "out")
+#: ``train`` options a resumed run may change (the new values are written to its ``run.json``).
+RESUME_OVERRIDES = ("timesteps", "eval_freq", "eval_episodes", "checkpoint_freq")
+#: What a run folder holds besides ``run.json``; a new run refuses a folder that has any of it.
+RUN_OUTPUTS = (RUN_SETTINGS, "progress.csv", "model.zip", "checkpoints")
+KEEP_CHECKPOINTS = 3
 
-    Logs ``eval/mean_return``, ``eval/std_return``, ``eval/mean_ep_length`` and, for envs that
-    report wins, ``eval/win_rate``, then dumps the logger at the current step (as
-    Stable-Baselines3's ``EvalCallback`` does).
 
-    Args:
-        env_factory: zero-argument factory of the evaluation env.
-        eval_freq: environment steps between evaluations.
-        n_eval_episodes: episodes per evaluation.
-        best_model_save_path: where the best model so far is saved (None: not saved).
-        deterministic: greedy (True) or sampled actions.
-        seed: seed of the evaluation env's first reset.
-        verbose: 1 prints a line per evaluation.
-    """
-
-    def __init__(
-        self,
-        env_factory: EnvFactory,
-        eval_freq: int,
-        n_eval_episodes: int = 10,
-        best_model_save_path: str | Path | None = None,
-        deterministic: bool = True,
-        seed: int | None = None,
-        verbose: int = 0,
-    ) -> None:
-        super().__init__(verbose)
-        if eval_freq < 1 or n_eval_episodes < 1:
-            raise ValueError(
-                f"eval_freq and n_eval_episodes must be >= 1, got {eval_freq}, {n_eval_episodes}"
-            )
-        self.env_factory = env_factory
-        self.eval_freq = eval_freq
-        self.n_eval_episodes = n_eval_episodes
-        self.best_model_save_path = None if best_model_save_path is None else Path(best_model_save_path)
-        self.deterministic = deterministic
-        self.seed = seed
-        self.best_mean_return = -np.inf
-        self.last_result: EvaluationResult | None = None
-        self._next_eval = eval_freq
-        self._eval_env: TeamVecEnv | None = None
-
-    def _init_callback(self) -> None:
-        self._eval_env = make_team_vec_env(self.env_factory, 1, "sync", self.model.team_reward)
-        self._next_eval = self.model.num_timesteps + self.eval_freq
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps < self._next_eval:
-            return True
-        while self._next_eval <= self.num_timesteps:
-            self._next_eval += self.eval_freq
-        result = evaluate_policy(
-            self.model, self._eval_env, self.n_eval_episodes, self.deterministic, self.seed
-        )
-        self.last_result = result
-        self.logger.record("eval/mean_return", result.mean_return)
-        self.logger.record("eval/std_return", result.std_return)
-        self.logger.record("eval/mean_ep_length", result.mean_length)
-        if result.win_rate is not None:
-            self.logger.record("eval/win_rate", result.win_rate)
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        self.logger.dump(self.num_timesteps)
-        if self.verbose >= 1:
-            console.print(f"eval at {self.num_timesteps} steps: mean return {result.mean_return:.3f}")
-        if result.mean_return > self.best_mean_return:
-            self.best_mean_return = result.mean_return
-            if self.best_model_save_path is not None:
-                self.model.save(self.best_model_save_path)
-        return True
-
-    def _on_training_end(self) -> None:
-        if self._eval_env is not None:
-            self._eval_env.close()
+def _option(name: str) -> str:
+    """The command-line spelling of an option's ``argparse`` name (``n_envs`` -> ``--n-envs``)."""
+    return "--" + name.replace("_", "-")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``marl-lsf train``: train an algorithm and write a run folder."""
+    """``marl-lsf train``: train an algorithm and write a run folder, or continue one (``--resume``)."""
+    if args.resume is not None:
+        return _resume(args)
+    if args.env is None:
+        raise CliError("train needs --env NAME (or --resume DIR to continue a run)")
+    for name, default in TRAIN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     cls = resolve_algorithm(args.algo)
     env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     algo_kwargs = parse_kwargs(args.algo_kwargs, "--algo-kwargs")
     factory = make_env_factory(args.env, **env_kwargs)
     out = Path(args.out or f"runs/{args.algo}_{args.env.replace(':', '_')}_s{args.seed}")
-    out.mkdir(parents=True, exist_ok=True)
+    existing = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if existing:
+        raise CliError(
+            f"{out} already holds a run ({', '.join(existing)}); continue it with --resume {out}, "
+            "or remove it or pick another --out"
+        )
+    try:
+        model = cls(
+            args.policy, factory, n_envs=args.n_envs, seed=args.seed, device=args.device, **algo_kwargs
+        )
+    except TypeError as exc:
+        raise CliError(f"--algo-kwargs: {exc}") from exc
     settings = {
         "algo": args.algo.lower(),
         "env": args.env,
@@ -238,42 +209,130 @@ def cmd_train(args: argparse.Namespace) -> int:
         "timesteps": args.timesteps,
         "n_envs": args.n_envs,
         "algo_kwargs": algo_kwargs,
+        "eval_freq": args.eval_freq,
+        "eval_episodes": args.eval_episodes,
+        "checkpoint_freq": args.checkpoint_freq,
         "marl_lsf_version": marl_lsf.__version__,
     }
+    out.mkdir(parents=True, exist_ok=True)
     (out / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
-    try:
-        model = cls(
-            args.policy, factory, n_envs=args.n_envs, seed=args.seed, device=args.device, **algo_kwargs
-        )
-    except TypeError as exc:
-        raise CliError(f"--algo-kwargs: {exc}") from exc
-    formats = ["csv"] + ([] if args.quiet else ["stdout"])
-    if importlib.util.find_spec("tensorboard") is not None:
-        formats.append("tensorboard")
-    model.set_logger(configure(str(out), formats))
-    callbacks: list[BaseCallback] = []
-    evaluator = None
-    if args.eval_freq:
-        evaluator = EvalCallback(
-            factory, args.eval_freq, args.eval_episodes, out / "best_model.zip", seed=args.seed + 10_000
-        )
-        callbacks.append(evaluator)
-    if args.checkpoint_freq:
-        save_freq = max(1, args.checkpoint_freq // model.n_envs)
-        callbacks.append(CheckpointCallback(save_freq, str(out / "checkpoints"), name_prefix="model"))
     console.print(
         f"Training [bold]{cls.__name__}[/] ({escape(args.policy)}) on [bold]{escape(args.env)}[/] "
         f"for {args.timesteps:,} steps, seed {args.seed} -> {escape(str(out))}"
     )
+    return _learn(model, factory, out, settings, args, resume_step=None)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``marl-lsf train --resume DIR``: continue a run from its newest checkpoint (or its model.zip)."""
+    given = [_option(name) for name in RESUME_FIXED if getattr(args, name) is not None]
+    if given:
+        raise CliError(f"--resume takes the run's settings from its {RUN_SETTINGS}; drop {', '.join(given)}")
+    out = Path(args.resume)
+    if not out.is_dir():
+        raise CliError(f"--resume: {out} is not a folder")
+    path = out / RUN_SETTINGS
+    if not path.is_file():
+        raise CliError(f"--resume: {out} is not a run folder (it has no {RUN_SETTINGS})")
+    try:
+        settings = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not valid JSON ({exc.msg})") from exc
+    if not isinstance(settings, dict):
+        raise CliError(f"{path} does not hold a JSON object")
+    missing = [key for key in ("algo", "env", "timesteps") if key not in settings]
+    if missing:
+        raise CliError(f"{path} lacks the settings {', '.join(missing)}")
+    for name in RESUME_OVERRIDES:
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    checkpoint = latest_checkpoint(out / "checkpoints", "model")
+    if checkpoint is None and (out / "model.zip").is_file():
+        checkpoint = out / "model.zip"
+    if checkpoint is None:
+        raise CliError(
+            f"--resume: {out} has no checkpoints/model_*_steps.zip and no model.zip to resume from"
+        )
+    cls = resolve_algorithm(settings["algo"])
+    factory = make_env_factory(settings["env"], **settings.get("env_kwargs", {}))
+    total = int(settings["timesteps"])
+    model = cls.load(checkpoint, env=factory, device=args.device, n_envs=settings.get("n_envs", 1))
+    if model.num_timesteps >= total:
+        model.env.close()
+        console.print(
+            f"{escape(str(out))} is complete: {model.num_timesteps:,} of {total:,} steps "
+            f"({escape(str(checkpoint))}); pass --timesteps N to train it further",
+            soft_wrap=True,
+        )
+        return 0
+    (out / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+    console.print(
+        f"Resuming [bold]{cls.__name__}[/] on [bold]{escape(settings['env'])}[/] from "
+        f"{escape(str(checkpoint))} at {model.num_timesteps:,} of {total:,} steps"
+    )
+    return _learn(model, factory, out, settings, args, resume_step=model.num_timesteps)
+
+
+def _best_logged_return(progress: Path) -> float:
+    """The best ``eval/mean_return`` in a run's ``progress.csv`` (-inf when it has none)."""
+    if not progress.is_file():
+        return float("-inf")
+    with progress.open(newline="") as handle:
+        values = [row.get("eval/mean_return") for row in csv.DictReader(handle)]
+    return max((float(value) for value in values if value), default=float("-inf"))
+
+
+def _learn(
+    model: MultiAgentAlgorithm,
+    factory: EnvFactory,
+    out: Path,
+    settings: dict[str, Any],
+    args: argparse.Namespace,
+    resume_step: int | None,
+) -> int:
+    """Train ``model`` up to ``settings["timesteps"]`` steps, logging into ``out``; save and summarize."""
+    formats = ["csv"] + ([] if args.quiet else ["stdout"])
+    if importlib.util.find_spec("tensorboard") is not None:
+        formats.append("tensorboard")
+    # A resumed run drops the log rows written after its checkpoint, then appends.
+    model.set_logger(configure_logger(out, formats, resume_step=resume_step))
+    callbacks: list[BaseCallback] = []
+    evaluator = None
+    eval_freq = int(settings.get("eval_freq") or 0)
+    if eval_freq:
+        evaluator = EvalCallback(
+            factory,
+            eval_freq,
+            int(settings.get("eval_episodes") or TRAIN_DEFAULTS["eval_episodes"]),
+            best_model_save_path=out,
+            seed=int(settings.get("seed") or 0) + 10_000,
+            evaluate_at_start=resume_step is None,
+        )
+        if resume_step is not None:
+            evaluator.best_mean_return = _best_logged_return(out / "progress.csv")
+        callbacks.append(evaluator)
+    checkpoint_freq = int(settings.get("checkpoint_freq") or 0)
+    if checkpoint_freq:
+        callbacks.append(
+            CheckpointCallback(
+                checkpoint_freq, out / "checkpoints", name_prefix="model", keep_last=KEEP_CHECKPOINTS
+            )
+        )
     interrupted = False
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
-            model.learn(args.timesteps, callback=callbacks, progress_bar=not args.quiet)
+            model.learn(
+                int(settings["timesteps"]) - model.num_timesteps,
+                callback=callbacks,
+                reset_num_timesteps=resume_step is None,
+                progress_bar=not args.quiet,
+            )
     except KeyboardInterrupt:
         interrupted = True
     finally:
         model.env.close()
+        model.logger.close()
     saved = model.save(out / "model.zip")
     table = Table(title="interrupted: model saved" if interrupted else "training done")
     table.add_column("")
@@ -284,7 +343,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "mean training return (recent episodes)",
             f"{np.mean([ep['r'] for ep in model.ep_info_buffer]):.3f}",
         )
-    if evaluator is not None and evaluator.last_result is not None:
+    if evaluator is not None and evaluator.history:
         table.add_row("best eval mean return", f"{evaluator.best_mean_return:.3f}")
     table.add_row("model", str(saved))
     table.add_row("logs", str(out))
@@ -445,6 +504,7 @@ EXAMPLES = """\
 examples:
   marl-lsf train --env predator_prey --env-kwargs n_prey=4 --timesteps 2e6 --out runs/pp
   marl-lsf train --env matrix_game --timesteps 3000 --seed 1 --out runs/mg_s1 --eval-freq 500
+  marl-lsf train --resume runs/pp --timesteps 3e6
   marl-lsf eval runs/pp/model.zip --episodes 32
   marl-lsf replay runs/pp/model.zip --out replay.gif
   marl-lsf replay runs/mg_s1/model.zip --text
@@ -452,11 +512,8 @@ examples:
 """
 
 
-def _add_env_options(parser: argparse.ArgumentParser, required: bool) -> None:
-    where = "" if required else " (default: the env in the run.json next to the model)"
-    parser.add_argument(
-        "--env", required=required, metavar="NAME", help=f"environment: {valid_names()}{where}"
-    )
+def _add_env_options(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument("--env", metavar="NAME", help=f"environment: {valid_names()}{where}")
     parser.add_argument(
         "--env-kwargs",
         nargs="+",
@@ -468,7 +525,7 @@ def _add_env_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file written by `marl-lsf train`, e.g. runs/pp/model.zip")
-    _add_env_options(parser, required=False)
+    _add_env_options(parser, " (default: the env in the run.json next to the model)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the first episode")
     parser.add_argument(
         "--stochastic", action="store_true", help="sample actions instead of taking the greedy ones"
@@ -496,31 +553,58 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         "train agents and write a run folder",
         "Train agents on an environment. The run folder receives run.json (these settings), progress.csv "
-        "and TensorBoard logs, model.zip and, when asked for, best_model.zip and checkpoints/.",
-    )
-    train.add_argument("--algo", default="lsfsac", help=f"algorithm: {', '.join(ALGORITHMS)}")
-    _add_env_options(train, required=True)
-    train.add_argument(
-        "--policy", default="MlpPolicy", choices=["MlpPolicy", "RnnPolicy"], help="agent networks"
+        "and TensorBoard logs, model.zip and, when asked for, best_model.zip and checkpoints/. "
+        "--resume DIR continues a run that stopped (or trains a finished one further).",
     )
     train.add_argument(
-        "--timesteps", type=_timesteps, default=100_000, metavar="N", help="environment steps, e.g. 2e6"
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its newest checkpoint (else its model.zip), with the settings "
+        "in its run.json; --timesteps N sets a new total, and --eval-freq, --eval-episodes and "
+        "--checkpoint-freq may change too",
     )
-    train.add_argument("--seed", type=int, default=0, metavar="N", help="random seed")
+    train.add_argument(
+        "--algo", help=f"algorithm: {', '.join(ALGORITHMS)} (default: {TRAIN_DEFAULTS['algo']})"
+    )
+    _add_env_options(train, " (required unless --resume)")
+    train.add_argument(
+        "--policy",
+        choices=["MlpPolicy", "RnnPolicy"],
+        help=f"agent networks (default: {TRAIN_DEFAULTS['policy']})",
+    )
+    train.add_argument(
+        "--timesteps",
+        type=_timesteps,
+        metavar="N",
+        help=f"environment steps in all, e.g. 2e6 (default: {TRAIN_DEFAULTS['timesteps']})",
+    )
+    train.add_argument(
+        "--seed", type=int, metavar="N", help=f"random seed (default: {TRAIN_DEFAULTS['seed']})"
+    )
     train.add_argument("--out", metavar="DIR", help="run folder (default: runs/<algo>_<env>_s<seed>)")
     train.add_argument(
-        "--n-envs", type=int, default=1, metavar="N", help="environment copies (processes when > 1)"
+        "--n-envs",
+        type=int,
+        metavar="N",
+        help=f"environment copies, processes when > 1 (default: {TRAIN_DEFAULTS['n_envs']})",
     )
     train.add_argument(
-        "--eval-freq", type=_timesteps, default=0, metavar="STEPS", help="steps between evaluations, 0: none"
+        "--eval-freq",
+        type=_timesteps,
+        metavar="STEPS",
+        help="steps between evaluations, also one at the start (default: 0, none)",
     )
-    train.add_argument("--eval-episodes", type=int, default=10, metavar="K", help="episodes per evaluation")
+    train.add_argument(
+        "--eval-episodes",
+        type=int,
+        metavar="K",
+        help=f"episodes per evaluation (default: {TRAIN_DEFAULTS['eval_episodes']})",
+    )
     train.add_argument(
         "--checkpoint-freq",
         type=_timesteps,
-        default=0,
         metavar="STEPS",
-        help="steps between checkpoints, 0: none",
+        help=f"steps between checkpoints; the newest {KEEP_CHECKPOINTS} are kept (default: 0, none)",
     )
     train.add_argument(
         "--algo-kwargs",

@@ -70,8 +70,47 @@ def test_train_writes_a_run_folder(matrix_run: Path) -> None:
     with (matrix_run / "progress.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     evals = [row for row in rows if row.get("eval/mean_return")]
-    assert [int(float(row["time/total_timesteps"])) for row in evals] == [8, 16, 24]
+    assert [int(float(row["time/total_timesteps"])) for row in evals] == [0, 8, 16, 24]
     assert load_model(matrix_run / "model.zip").num_timesteps == 24
+
+
+def _logged_steps(run: Path) -> tuple[list[int], list[int]]:
+    """Steps of the training rows and of the evaluation rows of a run's progress.csv."""
+    with (run / "progress.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    training = [int(float(row["time/total_timesteps"])) for row in rows if not row.get("eval/mean_return")]
+    evals = [int(float(row["time/total_timesteps"])) for row in rows if row.get("eval/mean_return")]
+    return training, evals
+
+
+def test_resume_continues_from_the_newest_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mg"
+    _train(out, "matrix_game", [], 12, "--eval-freq", "8", "--eval-episodes", "2", "--checkpoint-freq", "8")
+    # A crash after the checkpoint at step 8: the later checkpoint and model.zip are gone, the log is not.
+    (out / "checkpoints" / "model_12_steps.zip").unlink()
+    (out / "model.zip").unlink()
+    assert _logged_steps(out) == ([4, 8, 12], [0, 8, 12])
+    argv = ["train", "--resume", str(out), "--timesteps", "24", "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    assert load_model(out / "model.zip").num_timesteps == 24
+    assert json.loads((out / "run.json").read_text())["timesteps"] == 24
+    # Rows logged after the checkpoint were dropped: no step is logged twice.
+    assert _logged_steps(out) == ([4, 8, 12, 16, 20, 24], [0, 8, 16, 24])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "model_16_steps.zip",
+        "model_24_steps.zip",
+        "model_8_steps.zip",
+    ]
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--device", "cpu"]) == 0
+    assert "is complete: 24 of 24 steps" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_new_run_refuses_a_used_folder(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--env", "matrix_game", "--out", str(matrix_run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
 
 
 def test_env_kwargs_are_recorded(pp_run: Path) -> None:
@@ -161,6 +200,10 @@ def test_sweep_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         (["train", "--env", "matrix_game", "--algo", "ppo"], "valid algorithms: lsfsac, qmix, vdn"),
         (["train", "--env", "matrix_game", "--algo-kwargs", "no_such_arg=1"], "no_such_arg"),
         (["train", "--env", "matrix_game", "--timesteps", "1.5"], "whole number"),
+        (["train"], "needs --env"),
+        (["train", "--resume", "nowhere"], "nowhere is not a folder"),
+        (["train", "--resume", "."], "not a run folder"),
+        (["train", "--resume", ".", "--seed", "1", "--env", "matrix_game"], "drop --env, --seed"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
