@@ -20,7 +20,7 @@ from torch import nn
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
-from marl_lsf.nets import Actor, LatentCritic, make_mixer
+from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
 from marl_lsf.nets.agents import MASKED_LOGIT, masked_log_softmax
 
 
@@ -111,7 +111,7 @@ class LSFSAC(MultiAgentAlgorithm):
 
     def _build_networks(self) -> None:
         n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
-        self.actor = Actor(o + n, a, self.hidden_dim, self.torso).to(self.device)
+        self.actor = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
         self.critics = nn.ModuleList(
             LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso)
             for _ in range(self.n_critics)

@@ -18,7 +18,7 @@ from torch import nn
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
-from marl_lsf.nets import QNetwork, make_mixer
+from marl_lsf.nets import AgentNetwork, make_mixer
 from marl_lsf.nets.agents import MASKED_LOGIT
 
 
@@ -84,7 +84,7 @@ class QMIX(MultiAgentAlgorithm):
 
     def _build_networks(self) -> None:
         n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
-        self.q_net = QNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
+        self.q_net = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
         self.mixer = make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim).to(self.device)
         self.q_net_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)

@@ -1,17 +1,16 @@
 """Networks shared by every algorithm: torsos, actor, critics with latent messages, mixers."""
 
-from marl_lsf.nets.agents import Actor, LatentCritic, LatentOutput, QNetwork
+from marl_lsf.nets.agents import AgentNetwork, LatentCritic, LatentOutput
 from marl_lsf.nets.mixers import QMixer, VDNMixer, make_mixer
 from marl_lsf.nets.torsos import GRUTorso, MLPTorso, Torso, make_torso
 
 __all__ = [
-    "Actor",
+    "AgentNetwork",
     "GRUTorso",
     "LatentCritic",
     "LatentOutput",
     "MLPTorso",
     "QMixer",
-    "QNetwork",
     "Torso",
     "VDNMixer",
     "make_mixer",

@@ -1,7 +1,7 @@
 """Agent networks, shared across agents (parameter sharing; inputs carry the agent's one-hot id).
 
-* ``Actor``: the decentralized policy pi_i(a | tau_i), logits over actions.
-* ``QNetwork``: per-agent utilities Q_i(tau_i, .) (QMIX, VDN, LSF-SAC without latent messages).
+* ``AgentNetwork``: the decentralized policy pi_i(a | tau_i) (logits over actions) of LSF-SAC, and
+  the per-agent utilities Q_i(tau_i, .) of QMIX and VDN.
 * ``LatentCritic``: LSF-SAC's per-agent critic Q_i(tau_i, ., m_i) with the variational message
   encoder f_m and the action decoder q_psi (paper section V-B, DESIGN section 4).
 
@@ -26,8 +26,11 @@ def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tenso
     return torch.log_softmax(logits.masked_fill(~avail, MASKED_LOGIT), dim=-1)
 
 
-class Actor(nn.Module):
-    """Decentralized policy: torso on the agent's own input, then logits over actions.
+class AgentNetwork(nn.Module):
+    """A torso on the agent's own input, then a linear head with one output per action (pymarl's agent).
+
+    Serves as LSF-SAC's decentralized actor (the outputs are the logits of pi_i(a | tau_i)) and
+    as QMIX's and VDN's utility network (the outputs are Q_i(tau_i, .)).
 
     Args:
         in_dim: agent input size (observation + one-hot id).
@@ -44,23 +47,7 @@ class Actor(nn.Module):
     def forward(
         self, x: torch.Tensor, h: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits ``[B, T, N, A]`` and the torso's last hidden state."""
-        features, h = self.torso(x, h)
-        return self.head(features), h
-
-
-class QNetwork(nn.Module):
-    """Per-agent utilities Q_i(tau_i, .): torso then a linear head (pymarl's RNN agent)."""
-
-    def __init__(self, in_dim: int, n_actions: int, hidden_dim: int = 64, torso: str = "mlp") -> None:
-        super().__init__()
-        self.torso = make_torso(torso, in_dim, hidden_dim)
-        self.head = nn.Linear(hidden_dim, n_actions)
-
-    def forward(
-        self, x: torch.Tensor, h: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Utilities ``[B, T, N, A]`` and the torso's last hidden state."""
+        """Outputs ``[B, T, N, A]`` and the torso's last hidden state."""
         features, h = self.torso(x, h)
         return self.head(features), h
 
