@@ -39,6 +39,7 @@ def run_curve(args: argparse.Namespace) -> None:
             args.eval_every,
             args.eval_episodes,
             args.policy,
+            algo_kwargs={"n_envs": args.n_envs, "device": args.device},
             time_limit=args.time_limit,
         )
         for seed in args.seeds
@@ -62,7 +63,8 @@ def run_curve(args: argparse.Namespace) -> None:
         f"# Predator-prey learning curve: LSF-SAC ({args.policy}) vs random play",
         "",
         f"Command: `{command()}`",
-        f"Machine: {machine()}; {len(jobs)} seeds in {args.processes} processes, 1 torch thread each.",
+        f"Machine: {machine()}; {len(jobs)} seeds in {args.processes} processes, 1 torch thread each, "
+        f"networks on {args.device}, {args.n_envs} env copies per run.",
         f"Random policy test return: {random.mean_return:.1f} +- {random.std_return:.1f} over "
         f"{len(random.episode_returns)} episodes. The maximum possible return is 40.",
         "",
@@ -162,6 +164,8 @@ def main() -> None:
     curve.add_argument("--processes", type=int, default=3)
     curve.add_argument("--policy", default="MlpPolicy", choices=["MlpPolicy", "RnnPolicy"])
     curve.add_argument("--time-limit", type=float, default=None, help="wall seconds per seed")
+    curve.add_argument("--n-envs", type=int, default=1, help="env copies per run (worker processes)")
+    curve.add_argument("--device", default="cpu", help="torch device of the networks (cpu, cuda, auto)")
     curve.add_argument("--out", default=str(RESULTS))
     throughput = sub.add_parser("throughput", help="steps/s, updates/s and memory")
     throughput.add_argument("--steps", type=int, default=4000)

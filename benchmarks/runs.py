@@ -15,6 +15,7 @@ import shlex
 import sys
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ class Job:
     @property
     def label(self) -> str:
         """The curve group this run belongs to."""
-        extra = ",".join(f"{k}={v}" for k, v in sorted(self.algo_kwargs.items()) if k not in ("n_envs",))
+        extra = ",".join(
+            f"{k}={v}" for k, v in sorted(self.algo_kwargs.items()) if k not in ("n_envs", "device")
+        )
         return f"{self.algo}" + (f" ({extra})" if extra else "")
 
 
@@ -108,9 +111,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def run_jobs(jobs: list[Job], processes: int) -> list[dict[str, Any]]:
-    """Run ``jobs`` in a spawn-context process pool of ``processes`` workers."""
-    with mp.get_context("spawn").Pool(processes, maxtasksperchild=1) as pool:
-        return pool.map(run_job, jobs, chunksize=1)
+    """Run ``jobs`` in ``processes`` spawned worker processes (not daemonic, so a run may start env workers)."""
+    with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
+        return list(pool.map(run_job, jobs))
 
 
 def curves(runs: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:

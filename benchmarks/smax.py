@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=10_000)
     parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--device", default="cpu", help="torch device of the networks (cpu, cuda, auto)")
     parser.add_argument("--time-limit", type=float, default=None, help="wall seconds per run")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", default=str(RESULTS))
@@ -47,7 +48,7 @@ def main() -> None:
             args.eval_every,
             args.eval_episodes,
             policy="RnnPolicy",
-            algo_kwargs={"n_envs": args.n_envs},
+            algo_kwargs={"n_envs": args.n_envs, "device": args.device},
             time_limit=args.time_limit,
         )
         for map_name in args.maps
@@ -62,7 +63,8 @@ def main() -> None:
         "",
         f"Command: `{command()}`",
         f"Machine: {machine()}; {args.processes} processes, 1 torch thread each, JAX on the CPU.",
-        f"Settings: RnnPolicy, n_envs={args.n_envs} battles per vmapped call, other settings default; "
+        f"Settings: RnnPolicy, n_envs={args.n_envs} battles per vmapped call, networks on {args.device}, "
+        "other settings default; "
         f"{args.eval_episodes} test battles every {args.eval_every:,} steps.",
         "",
     ]
@@ -82,7 +84,9 @@ def main() -> None:
             lines += [f"![{map_name}]({png.name})", ""]
         for run in mine:
             if "error" not in run and run["steps"]:
-                reached = next((s for s, w in zip(run["steps"], run["win_rates"], strict=True) if w >= 0.9), None)
+                reached = next(
+                    (s for s, w in zip(run["steps"], run["win_rates"], strict=True) if w >= 0.9), None
+                )
                 lines.append(
                     f"- {run['job'].algo} seed {run['job'].seed}: win rate >= 0.9 first at "
                     f"{'not reached' if reached is None else f'{reached:,} steps'}; "

@@ -2,7 +2,7 @@
 
 from marl_lsf.algorithms import LSFSAC, QMIX, VDN, MultiAgentAlgorithm
 from marl_lsf.analysis import UtilityTables, utility_tables
-from marl_lsf.evaluation import EvaluationResult, evaluate_policy
+from marl_lsf.evaluation import EvaluationResult, evaluate_policy, evaluate_random_policy
 
 __version__ = "0.1.0"
 
@@ -15,5 +15,6 @@ __all__ = [
     "UtilityTables",
     "__version__",
     "evaluate_policy",
+    "evaluate_random_policy",
     "utility_tables",
 ]
