@@ -311,3 +311,15 @@ def test_learn_accepts_float_steps_logs_and_counts() -> None:
     model.learn(1e2, log_interval=1)
     assert model.num_timesteps == 100
     assert model.logger.name_to_value or model._episode_num == 5
+
+
+def test_trains_on_a_supersuit_wrapped_env() -> None:
+    import supersuit
+
+    def make() -> ParallelEnv:
+        return supersuit.frame_stack_v1(tiny_predator_prey(), 3)
+
+    model = LSFSAC("MlpPolicy", make, seed=0, batch_size=4)
+    assert model.spec.obs_shapes[0] == (5, 5, 6)
+    model.learn(200)
+    assert evaluate_policy(model, make(), 2).mean_length == 20
