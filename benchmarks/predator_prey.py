@@ -14,6 +14,7 @@ the peak memory of a default training run, and writes a markdown table.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 from pathlib import Path
@@ -32,23 +33,25 @@ def run_curve(args: argparse.Namespace) -> None:
     """Learning curve over seeds, with the random policy's test return for reference."""
     jobs = [
         Job(
-            "LSFSAC",
+            algo,
             "predator_prey",
             seed,
             args.steps,
             args.eval_every,
             args.eval_episodes,
             args.policy,
-            algo_kwargs={"n_envs": args.n_envs, "device": args.device},
+            algo_kwargs={"n_envs": args.n_envs, "device": args.device, **variant},
             time_limit=args.time_limit,
         )
+        for algo in args.algos
+        for variant in args.variants
         for seed in args.seeds
     ]
     runs = run_jobs(jobs, args.processes)
     random = evaluate_random_policy(predator_prey_v0.parallel_env(), args.eval_episodes * 2, seed=10_000)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"predator_prey_{args.policy.lower()}"
+    stem = args.name or f"predator_prey_{args.policy.lower()}"
     groups = curves(runs, "returns")
     x_max = max((c[0][-1] for group in groups.values() for c in group), default=args.steps)
     groups["random policy"] = [(np.array([0, x_max]), np.full(2, random.mean_return))]
@@ -56,11 +59,11 @@ def run_curve(args: argparse.Namespace) -> None:
         groups,
         out / f"{stem}.png",
         ylabel=f"test return (mean of {args.eval_episodes} greedy episodes)",
-        title=f"Predator-prey 10x10, 8 predators, 8 prey: median and min-max over {len(jobs)} seeds",
+        title=f"Predator-prey 10x10, 8 predators, 8 prey: median and min-max over {len(args.seeds)} seeds",
     )
     done = [run for run in runs if "error" not in run]
     lines = [
-        f"# Predator-prey learning curve: LSF-SAC ({args.policy}) vs random play",
+        f"# Predator-prey learning curves ({args.policy}) vs random play",
         "",
         f"Command: `{command()}`",
         f"Machine: {machine()}; {len(jobs)} seeds in {args.processes} processes, 1 torch thread each, "
@@ -73,7 +76,7 @@ def run_curve(args: argparse.Namespace) -> None:
         "",
         f"![curve]({stem}.png)",
         "",
-        "| env steps | " + " | ".join(f"seed {run['job'].seed}" for run in done) + " |",
+        "| env steps | " + " | ".join(f"{run['job'].label} seed {run['job'].seed}" for run in done) + " |",
         "|---:|" + "---:|" * len(done),
     ]
     for i, step in enumerate(done[0]["steps"] if done else []):
@@ -164,6 +167,15 @@ def main() -> None:
     curve.add_argument("--processes", type=int, default=3)
     curve.add_argument("--policy", default="MlpPolicy", choices=["MlpPolicy", "RnnPolicy"])
     curve.add_argument("--time-limit", type=float, default=None, help="wall seconds per seed")
+    curve.add_argument("--algos", nargs="+", default=["LSFSAC"], help="LSFSAC, QMIX, VDN")
+    curve.add_argument(
+        "--variants",
+        nargs="+",
+        type=json.loads,
+        default=[{}],
+        help="JSON dicts of constructor arguments to compare",
+    )
+    curve.add_argument("--name", default=None, help="stem of the result files")
     curve.add_argument("--n-envs", type=int, default=1, help="env copies per run (worker processes)")
     curve.add_argument("--device", default="cpu", help="torch device of the networks (cpu, cuda, auto)")
     curve.add_argument("--out", default=str(RESULTS))
