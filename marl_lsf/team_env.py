@@ -410,7 +410,10 @@ class TeamVecEnv(ABC):
 
 
 def _team_obs(batch: Mapping[str, np.ndarray]) -> TeamObs:
-    return TeamObs(batch["obs"], batch["state"], batch["avail"].astype(bool), batch["alive"].astype(bool))
+    """Own copies of the vector env's batch (it is created with ``copy=False`` and reuses its arrays)."""
+    return TeamObs(
+        batch["obs"].copy(), batch["state"].copy(), batch["avail"].astype(bool), batch["alive"].astype(bool)
+    )
 
 
 class GymTeamVecEnv(TeamVecEnv):
@@ -434,9 +437,13 @@ class GymTeamVecEnv(TeamVecEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         fns = [_TeamEnvFactory(factory, team_reward) for _ in range(num_envs)]
         if vectorization == "sync":
-            self.vec: gym.vector.VectorEnv = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+            self.vec: gym.vector.VectorEnv = SyncVectorEnv(
+                fns, copy=False, autoreset_mode=AutoresetMode.SAME_STEP
+            )
         elif vectorization == "async":
-            self.vec = AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
+            self.vec = AsyncVectorEnv(
+                fns, copy=False, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn"
+            )
         else:
             raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
         self.num_envs = num_envs
