@@ -1,0 +1,100 @@
+"""Sweeps on a local Ray: runs, failure reporting, summary files and the ``marl-lsf sweep`` command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from marl_lsf.sweep import SweepError, SweepGrid, sweep
+
+ray = pytest.importorskip("ray")
+
+MATRIX = {"name": "matrix_game"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    """One local Ray (2 CPUs) for the module; ``sweep`` uses it and leaves it running."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def test_sweep_reports_failures_and_writes_summary(tmp_path: Path) -> None:
+    grid = {
+        "algos": ["lsfsac"],
+        "envs": [MATRIX],
+        "seeds": [0, 1],
+        "timesteps": 200,
+        "overrides": [{}, {"n_critics": 5}],
+        "eval_episodes": 2,
+        "eval_freq": 100,
+    }
+    result = sweep(grid, tmp_path)
+
+    assert len(result.runs) == 4
+    ok = [r for r in result.runs if r.ok]
+    assert {(r.tag, r.seed) for r in ok} == {("default", 0), ("default", 1)}
+    for run in ok:
+        run_dir = tmp_path / "lsfsac" / "matrix_game" / "default" / f"seed_{run.seed}"
+        assert Path(run.run_dir) == run_dir
+        assert (run_dir / "model.zip").is_file()
+        assert "eval/mean_return" in (run_dir / "progress.csv").read_text().splitlines()[0]
+        assert run.timesteps == 200 and run.mean_return is not None and run.wall_s > 0
+        assert run.curve_steps[-1] == 200
+    assert len(result.failed) == 2
+    for run in result.failed:
+        assert run.tag == "n_critics=5" and run.error.startswith("ValueError: n_critics must be 1 or 2")
+        assert (Path(run.run_dir) / "error.txt").is_file()
+
+    summary = result.summary_md.read_text()
+    assert "| lsfsac | matrix_game | default | 2/2 |" in summary
+    assert "| lsfsac | matrix_game | n_critics=5 | 0/2 |" in summary
+    assert summary.count("ValueError: n_critics must be 1 or 2") == 2
+    saved = json.loads(result.summary_json.read_text())
+    assert [r["ok"] for r in saved] == [r.ok for r in result.runs]
+    assert result.plots == [tmp_path / "curves_matrix_game.png"] and result.plots[0].stat().st_size > 0
+
+
+def test_cli_sweep_end_to_end(tmp_path: Path) -> None:
+    from marl_lsf.cli import main
+
+    config = tmp_path / "grid.yaml"
+    grid = {
+        "algos": ["lsfsac", "qmix"],
+        "envs": [MATRIX],
+        "seeds": [0],
+        "timesteps": 100,
+        "eval_episodes": 2,
+        "eval_freq": 50,
+    }
+    config.write_text(yaml.safe_dump(grid))
+    results = tmp_path / "results"
+
+    assert main(["sweep", str(config), "--results", str(results), "--set", "batch_size=8"]) == 0
+
+    summary = (results / "summary.md").read_text()
+    assert "| lsfsac | matrix_game | default | 1/1 |" in summary
+    assert "| qmix | matrix_game | default | 1/1 |" in summary
+    settings = json.loads((results / "qmix" / "matrix_game" / "default" / "seed_0" / "run.json").read_text())
+    assert settings["algo_kwargs"]["batch_size"] == 8
+    assert (results / "curves_matrix_game.png").is_file()
+
+
+def test_example_grid_parses() -> None:
+    grid = SweepGrid.from_yaml(Path(__file__).parents[1] / "examples" / "sweep.yaml")
+    assert grid.algos == ("lsfsac", "qmix") and len(grid.runs("x")) == 8
+
+
+def test_invalid_grids_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SweepError, match="unknown algorithm"):
+        SweepGrid.from_dict({"algos": ["ppo"], "envs": [MATRIX], "seeds": [0], "timesteps": 10})
+    with pytest.raises(SweepError, match="unknown grid keys"):
+        SweepGrid.from_dict({"algos": ["qmix"], "envs": [MATRIX], "seeds": [0], "timesteps": 10, "lr": 1})
+    from marl_lsf.sweep import cli_main
+
+    assert cli_main([str(tmp_path / "missing.yaml"), "--results", str(tmp_path)]) == 2
