@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +130,7 @@ def run_throughput(args: argparse.Namespace) -> None:
     buffer = model.replay_buffer
     bytes_per_episode = sum(v[0].nbytes for v in buffer.storage.values())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    full_mb = _full_buffer_peak_mb()
     lines = [
         "# Predator-prey throughput and memory (default settings)",
         "",
@@ -143,14 +146,35 @@ def run_throughput(args: argparse.Namespace) -> None:
         *(f"| {policy} | {value:.2f} |" for policy, value in updates.items()),
         "",
         f"Peak resident memory of this process (both models, 40 stored episodes each): {peak_mb:,.0f} MB.",
-        f"Replay storage per 200-step episode: {bytes_per_episode / 2**20:.2f} MB, so the default "
-        f"buffer_size=5000 episodes holds at most {bytes_per_episode * 5000 / 2**30:.2f} GB when full "
-        "(pages are committed only as episodes fill them).",
+        f"Replay storage per 200-step episode: {bytes_per_episode / 2**20:.2f} MB (observations and state "
+        f"in float16, which holds predator-prey's 0/1 grids exactly), so the default buffer_size=5000 "
+        f"episodes holds {bytes_per_episode * 5000 / 2**30:.2f} GB when full.",
+        f"Peak resident memory of a default MlpPolicy training process with its buffer full (every "
+        f"page of the 5000 episodes written, then training updates): {full_mb:,.0f} MB.",
     ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "predator_prey_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _full_buffer_peak_mb() -> float:
+    """Peak memory of a default training process whose replay buffer is full (measured in a child)."""
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_fill_buffer_and_train).result()
+
+
+def _fill_buffer_and_train() -> float:
+    torch.set_num_threads(1)
+    model = LSFSAC("MlpPolicy", predator_prey_v0.parallel_env, seed=0)
+    model.learn(400)
+    buffer = model.replay_buffer
+    for array in buffer.storage.values():
+        array[...] = 1
+    buffer.lengths[:] = buffer.max_steps
+    buffer.full = True
+    model.train(3, model.batch_size)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

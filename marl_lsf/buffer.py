@@ -6,7 +6,10 @@ Sampling returns a batch of whole episodes cut to the longest one in the batch (
 ``max_t_filled``), so recurrent networks unroll each episode from a zero hidden state.
 
 Storage is allocated with ``np.zeros``: the operating system commits pages only as episodes fill
-them, so a large ``capacity`` costs memory in proportion to what is stored.
+them, so a large ``capacity`` costs memory in proportion to what is stored. Observations and states
+are kept in float16 while every value written is exactly representable there (grids of 0/1, small
+counts), which halves the buffer; the first value that is not switches storage to float32 for good,
+so nothing is ever rounded.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class EpisodeReplayBuffer:
         self.device = torch.device(device)
         self.max_steps = max(1, int(max_episode_steps))
         self._action_dtype = np.int16 if spec.n_actions <= np.iinfo(np.int16).max else np.int64
+        self._float_dtype: type[np.floating] = np.float16
         self.storage = self._allocate(capacity, self.max_steps)
         self.lengths = np.zeros(capacity, dtype=np.int64)
         self.stage = self._allocate(num_envs, self.max_steps)
@@ -76,8 +80,8 @@ class EpisodeReplayBuffer:
     def _allocate(self, rows: int, steps: int) -> dict[str, np.ndarray]:
         n, o, a, s = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions, self.spec.state_dim
         return {
-            "obs": np.zeros((rows, steps + 1, n, o), dtype=np.float32),
-            "state": np.zeros((rows, steps + 1, s), dtype=np.float32),
+            "obs": np.zeros((rows, steps + 1, n, o), dtype=self._float_dtype),
+            "state": np.zeros((rows, steps + 1, s), dtype=self._float_dtype),
             "avail": np.zeros((rows, steps + 1, n, a), dtype=bool),
             "alive": np.zeros((rows, steps + 1, n), dtype=bool),
             "actions": np.zeros((rows, steps, n), dtype=self._action_dtype),
@@ -87,8 +91,16 @@ class EpisodeReplayBuffer:
 
     def _grow(self) -> None:
         """Double the time capacity of storage and staging, copying only the rows in use."""
-        old = self.max_steps
-        self.max_steps = 2 * old
+        self.max_steps *= 2
+        self._reallocate()
+
+    def _widen(self) -> None:
+        """Switch observation and state storage from float16 to float32 (keeps what is stored)."""
+        self._float_dtype = np.float32
+        self._reallocate()
+
+    def _reallocate(self) -> None:
+        """New storage and staging in the current time capacity and dtypes, with the rows in use copied."""
         for name, used in (("storage", len(self)), ("stage", self.num_envs)):
             arrays = getattr(self, name)
             grown = self._allocate(arrays["reward"].shape[0], self.max_steps)
@@ -106,6 +118,8 @@ class EpisodeReplayBuffer:
         self._write_obs(np.arange(self.num_envs), np.zeros(self.num_envs, dtype=np.int64), first)
 
     def _write_obs(self, envs: np.ndarray, t: np.ndarray, obs: TeamObs) -> None:
+        if self._float_dtype is np.float16 and not (_exact_in_half(obs.obs) and _exact_in_half(obs.state)):
+            self._widen()
         for key, value in zip(_STEP_FIELDS, obs, strict=True):
             self.stage[key][envs, t] = value[envs]
 
@@ -156,6 +170,7 @@ class EpisodeReplayBuffer:
             steps = horizon + 1 if key in _STEP_FIELDS else horizon
             fields[key] = torch.as_tensor(value[idx, :steps], device=self.device)
         fields["actions"] = fields["actions"].long()
+        fields["obs"], fields["state"] = fields["obs"].float(), fields["state"].float()
         filled = torch.as_tensor(np.arange(horizon)[None, :] < lengths[:, None], device=self.device)
         return EpisodeBatch(filled=filled, **fields)
 
@@ -184,6 +199,10 @@ class EpisodeReplayBuffer:
             )
         while stored and int(lengths.max()) > self.max_steps:
             self._grow()
+        if self._float_dtype is np.float16 and any(
+            data[key].dtype != torch.float16 for key in ("obs", "state")
+        ):
+            self._widen()
         for key in self.storage:
             value = data[key].numpy()
             self.storage[key][:stored, : value.shape[1]] = value
@@ -193,3 +212,8 @@ class EpisodeReplayBuffer:
             bool(data["full"]),
             int(data["episodes_added"]),
         )
+
+
+def _exact_in_half(values: np.ndarray) -> bool:
+    """Whether every value survives a round trip through float16 unchanged."""
+    return bool(np.array_equal(values.astype(np.float16), values))
