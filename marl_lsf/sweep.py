@@ -541,7 +541,7 @@ def sweep(
                 spec = specs[i]
                 results[i] = RunResult(
                     spec.algo,
-                    spec.env.label,
+                    spec.env_label,
                     spec.tag,
                     spec.seed,
                     spec.run_dir,
