@@ -22,6 +22,7 @@ their stacked dict observations into the named arrays the rollout uses.
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -517,8 +518,13 @@ def make_team_vec_env(
     ``env`` is a ParallelEnv instance or a zero-argument factory. An env class may provide its own
     batched implementation through a ``make_team_vec_env(num_envs)`` method (SMAX steps many
     battles in one jitted call); otherwise ``n_envs`` copies run in gymnasium's vector env:
-    in-process for ``vectorization="sync"``, in worker processes for ``"async"``, and ``"auto"``
-    picks ``"async"`` when ``n_envs > 1`` and a factory was given.
+    in-process for ``vectorization="sync"``, in worker processes for ``"async"``. ``"auto"`` picks
+    ``"async"`` when ``n_envs > 1``, a factory was given and this process may use more CPUs than
+    ``n_envs`` (a core for every worker besides the learner's); otherwise ``"sync"``. A worker round
+    trip costs 0.1-0.3 ms, more than a cheap env step (a predator-prey team step takes ~0.14 ms), so
+    worker processes that share cores with the learner collect slower than one env in-process
+    (``benchmarks/results/throughput_n_envs.md``); in-process copies still gain from the batched
+    forward pass.
     """
     factory, instance = as_factory(env)
     native = getattr(instance, "make_team_vec_env", None)
@@ -532,8 +538,16 @@ def make_team_vec_env(
             )
         factory = _Once(instance)
     if vectorization == "auto":
-        vectorization = "async" if n_envs > 1 and not isinstance(factory, _Once) else "sync"
+        spare_cores = available_cpus() > n_envs
+        vectorization = "async" if n_envs > 1 and not isinstance(factory, _Once) and spare_cores else "sync"
     return GymTeamVecEnv(factory, n_envs, vectorization, team_reward)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class _Once:

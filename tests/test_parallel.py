@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from stable_baselines3.common.callbacks import BaseCallback
 
-from marl_lsf import LSFSAC
+from marl_lsf import LSFSAC, team_env
 from marl_lsf.env_registry import make_env_factory
 
 MIN_LENGTH, MAX_LENGTH = 2, 7
@@ -186,12 +187,14 @@ def tiny_predator_prey_factory() -> Any:
     return make_env_factory("predator_prey", grid_size=5, n_predators=2, n_prey=1, max_cycles=15)
 
 
-def run_predator_prey(seed: int, vectorization: str) -> tuple[list[np.ndarray], list[dict], torch.Tensor]:
-    """Actions, episode statistics and final actor parameters of a short LSF-SAC run."""
+def run_predator_prey(
+    seed: int, vectorization: str, n_envs: int = 2
+) -> tuple[list[np.ndarray], list[dict], torch.Tensor]:
+    """Actions, episode statistics and final actor parameters of a short LSF-SAC run (90 steps)."""
     model = LSFSAC(
         "RnnPolicy",
         tiny_predator_prey_factory(),
-        n_envs=2,
+        n_envs=n_envs,
         vectorization=vectorization,
         seed=seed,
         batch_size=2,
@@ -223,3 +226,29 @@ def test_a_fixed_seed_reproduces_a_parallel_run() -> None:
     other_seed_actions, _, other_seed_params = run_predator_prey(4, "sync")
     assert not all(np.array_equal(a, b) for a, b in zip(actions, other_seed_actions, strict=True))
     assert not torch.equal(params, other_seed_params)
+
+
+def test_a_fixed_seed_reproduces_a_single_env_run() -> None:
+    """n_envs = 1: the same seed gives the same actions, episode statistics and weights."""
+    actions, episodes, params = run_predator_prey(3, "sync", n_envs=1)
+    actions_again, episodes_again, params_again = run_predator_prey(3, "sync", n_envs=1)
+    assert len(actions) == 90 and len(episodes) == 6  # 90 steps: 6 episodes of 15 steps
+    assert all(np.array_equal(a, b) for a, b in zip(actions, actions_again, strict=True))
+    assert episodes == episodes_again
+    assert torch.equal(params, params_again)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "n_envs", "expected"), [(2, 1, "sync"), (2, 2, "sync"), (3, 2, "async"), (16, 8, "async")]
+)
+def test_auto_vectorization_uses_worker_processes_only_with_spare_cores(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, n_envs: int, expected: str
+) -> None:
+    """``"auto"``: worker processes when every worker gets a core besides the learner's, else in-process."""
+    chosen: list[str] = []
+    monkeypatch.setattr(team_env, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(
+        team_env, "GymTeamVecEnv", lambda factory, n, vectorization, reward: chosen.append(vectorization)
+    )
+    team_env.make_team_vec_env(CountdownEnv, n_envs, "auto")
+    assert chosen == [expected]
