@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from stable_baselines3.common.callbacks import BaseCallback
 
-from marl_lsf import LSFSAC
+from marl_lsf import LSFSAC, team_env
 from marl_lsf.env_registry import make_env_factory
 
 MIN_LENGTH, MAX_LENGTH = 2, 7
@@ -235,3 +236,19 @@ def test_a_fixed_seed_reproduces_a_single_env_run() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(actions, actions_again, strict=True))
     assert episodes == episodes_again
     assert torch.equal(params, params_again)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "n_envs", "expected"), [(2, 1, "sync"), (2, 2, "sync"), (3, 2, "async"), (16, 8, "async")]
+)
+def test_auto_vectorization_uses_worker_processes_only_with_spare_cores(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, n_envs: int, expected: str
+) -> None:
+    """``"auto"``: worker processes when every worker gets a core besides the learner's, else in-process."""
+    chosen: list[str] = []
+    monkeypatch.setattr(team_env, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(
+        team_env, "GymTeamVecEnv", lambda factory, n, vectorization, reward: chosen.append(vectorization)
+    )
+    team_env.make_team_vec_env(CountdownEnv, n_envs, "auto")
+    assert chosen == [expected]
