@@ -763,21 +763,25 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
 
 
 def _rich_table(result: SweepResult) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(
-        title=f"Sweep: {len(result.runs)} runs in {result.wall_s:.0f} s (median [min, max] over seeds)"
+        title=escape(
+            f"Sweep: {len(result.runs)} runs in {result.wall_s:.0f} s (median [min, max] over seeds)"
+        )
     )
-    for name in ("algorithm", "environment", "overrides", "runs ok", "test return", "win rate"):
-        table.add_column(name, justify="right" if name in ("runs ok", "test return", "win rate") else "left")
+    for name in ("algorithm", "environment", "overrides"):
+        table.add_column(name, overflow="fold")
+    for name in ("runs ok", "test return", "win rate"):
+        table.add_column(name, justify="right", no_wrap=True)
     for (algo, env, tag), cell in _cells(result.runs).items():
         ok = [r for r in cell if r.ok]
         returns = [r.mean_return for r in ok if r.mean_return is not None]
         wins = [r.win_rate for r in ok if r.win_rate is not None]
         style = None if len(ok) == len(cell) else "red"
-        table.add_row(
-            algo, env, tag, f"{len(ok)}/{len(cell)}", _median_range(returns), _median_range(wins), style=style
-        )
+        cells = (algo, env, tag, f"{len(ok)}/{len(cell)}", _median_range(returns), _median_range(wins))
+        table.add_row(*(escape(text) for text in cells), style=style)
     return table
 
 
