@@ -22,6 +22,8 @@ from gymnasium import logger, spaces
 from numpy.typing import ArrayLike
 from pettingzoo import ParallelEnv
 
+from envs._checks import check_actions, check_render_mode
+
 DEFAULT_PAYOFF: tuple[tuple[float, ...], ...] = (
     (8.0, -12.0, -12.0),
     (-12.0, 0.0, 0.0),
@@ -70,11 +72,7 @@ class MatrixGameEnv(ParallelEnv[str, np.ndarray, int]):
         render_mode: str | None = None,
     ) -> None:
         self.payoff = _validate_payoff(DEFAULT_PAYOFF if payoff is None else payoff, n_agents)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use one of "
-                f"{self.metadata['render_modes']} or None"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.possible_agents = [f"agent_{k}" for k in range(self.payoff.ndim)]
         self.agents: list[str] = []
@@ -121,19 +119,7 @@ class MatrixGameEnv(ParallelEnv[str, np.ndarray, int]):
             ValueError: for a missing action, an action for an agent that is not playing, or an
                 action outside the agent's action space.
         """
-        if not self.agents:
-            raise RuntimeError("step() called with no live agents: call reset() to start an episode")
-        unknown = [agent for agent in actions if agent not in self.agents]
-        if unknown:
-            raise ValueError(f"actions given for agents that are not live: {unknown}")
-        for agent in self.agents:
-            if agent not in actions:
-                raise ValueError(f"missing action for live agent {agent!r}")
-            if not self._action_spaces[agent].contains(actions[agent]):
-                raise ValueError(
-                    f"action {actions[agent]!r} of agent {agent!r} is outside its action space "
-                    f"{self._action_spaces[agent]}"
-                )
+        check_actions(actions, self.agents, self.possible_agents, self._action_spaces)
         joint_action = tuple(int(actions[agent]) for agent in self.agents)
         reward = float(self.payoff[joint_action])
         self._last_joint_action = joint_action

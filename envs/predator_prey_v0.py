@@ -40,6 +40,8 @@ from gymnasium import logger, spaces
 from numpy.lib.stride_tricks import sliding_window_view
 from pettingzoo import ParallelEnv
 
+from envs._checks import check_actions, check_render_mode
+
 RIGHT, DOWN, LEFT, UP, STAY, CATCH = range(6)
 """Action indices of every predator's ``Discrete(6)`` action space."""
 ACTION_NAMES: tuple[str, ...] = ("right", "down", "left", "up", "stay", "catch")
@@ -57,31 +59,6 @@ _COLOURS = {
     _PREY: (214, 39, 40),
 }
 _GRID_LINE = (160, 160, 160)
-
-
-def parallel_env(
-    grid_size: int = 10,
-    n_predators: int = 8,
-    n_prey: int = 8,
-    view_radius: int = 2,
-    capture_reward: float = 10.0,
-    miscapture_punishment: float = -2.0,
-    min_catchers: int = 2,
-    max_cycles: int = 200,
-    render_mode: str | None = None,
-) -> PredatorPreyEnv:
-    """Build a :class:`PredatorPreyEnv` (PettingZoo's usual module-level constructor)."""
-    return PredatorPreyEnv(
-        grid_size=grid_size,
-        n_predators=n_predators,
-        n_prey=n_prey,
-        view_radius=view_radius,
-        capture_reward=capture_reward,
-        miscapture_punishment=miscapture_punishment,
-        min_catchers=min_catchers,
-        max_cycles=max_cycles,
-        render_mode=render_mode,
-    )
 
 
 class PredatorPreyEnv(ParallelEnv[str, np.ndarray, int]):
@@ -161,11 +138,7 @@ class PredatorPreyEnv(ParallelEnv[str, np.ndarray, int]):
                 f"rewards must be finite, got capture_reward={capture_reward!r}, "
                 f"miscapture_punishment={miscapture_punishment!r}"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use one of "
-                f"{self.metadata['render_modes']} or None"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.grid_size = int(grid_size)
         self.n_predators = int(n_predators)
         self.n_prey = int(n_prey)
@@ -265,25 +238,17 @@ class PredatorPreyEnv(ParallelEnv[str, np.ndarray, int]):
             ValueError: for a missing action, an action for an agent that is not live (frozen,
                 finished or unknown), or an action outside ``Discrete(6)``.
         """
-        if not self.agents:
-            raise RuntimeError("step() called with no live agents: call reset() to start an episode")
-        unknown = [agent for agent in actions if agent not in self._agent_index]
-        not_live = [agent for agent in actions if agent in self._agent_index and agent not in self.agents]
-        if unknown or not_live:
-            raise ValueError(
-                f"actions given for agents that are not live: unknown {unknown}, "
-                f"frozen or finished {not_live}"
-            )
+        check_actions(
+            actions,
+            self.agents,
+            self._agent_index,
+            self._action_spaces,
+            gone="frozen or finished",
+            action_names=ACTION_NAMES,
+        )
         live = np.flatnonzero(self._predator_alive)
         chosen = np.full(self.n_predators, STAY, dtype=np.int64)
         for agent in self.agents:
-            if agent not in actions:
-                raise ValueError(f"missing action for live agent {agent!r}")
-            if not self._action_space.contains(actions[agent]):
-                raise ValueError(
-                    f"action {actions[agent]!r} of agent {agent!r} is outside its action space "
-                    f"{self._action_space} (0..5: {', '.join(ACTION_NAMES)})"
-                )
             chosen[self._agent_index[agent]] = actions[agent]
 
         self._move_predators(live, chosen)
@@ -433,3 +398,7 @@ class PredatorPreyEnv(ParallelEnv[str, np.ndarray, int]):
     def _info(self) -> dict[str, int]:
         """Per-agent info: captures so far and steps taken in this episode."""
         return {"captures": self._captures, "step": self._steps}
+
+
+parallel_env = PredatorPreyEnv
+"""PettingZoo's usual module-level constructor (the class itself: same arguments)."""

@@ -28,8 +28,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from pettingzoo import ParallelEnv
+
+from envs import _starcraft
+from envs._checks import check_render_mode
 
 INSTALL_HINT = (
     "SMAC needs StarCraft II (install it and set SC2PATH to its folder) and oxwhirl's SMAC, "
@@ -73,7 +75,7 @@ def parallel_env(map_name: str = "3m", render_mode: str | None = None, **smac_kw
     return SMACEnv(map_name=map_name, render_mode=render_mode, **smac_kwargs)
 
 
-class SMACEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
+class SMACEnv(_starcraft.StarCraftSpaces, ParallelEnv[str, dict[str, np.ndarray], int]):
     """One SMAC battle as a PettingZoo ParallelEnv (see the module docstring for conventions).
 
     Args:
@@ -98,28 +100,17 @@ class SMACEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
         _env_cls: type | None = None,
         **smac_kwargs: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.map_name = map_name
         self.render_mode = render_mode
         self._env_cls = _starcraft2_env_class() if _env_cls is None else _env_cls
         self._smac_kwargs = {"continuing_episode": True, **smac_kwargs}
         self._env = self._make_env(self._smac_kwargs.get("seed"))
         info = self._env.get_env_info()
-        self.n_actions = int(info["n_actions"])
-        self.episode_limit = int(info["episode_limit"])
-        self.possible_agents = [f"agent_{i}" for i in range(int(info["n_agents"]))]
-        self.agents: list[str] = []
-        self._obs_space = spaces.Dict(
-            {
-                "observation": spaces.Box(-np.inf, np.inf, (int(info["obs_shape"]),), np.float32),
-                "action_mask": spaces.Box(0, 1, (self.n_actions,), np.int8),
-            }
+        self._init_spaces(
+            int(info["n_agents"]), int(info["obs_shape"]), int(info["state_shape"]), int(info["n_actions"])
         )
-        self._action_space = spaces.Discrete(self.n_actions)
-        self.state_space = spaces.Box(-np.inf, np.inf, (int(info["state_shape"]),), np.float32)
+        self.episode_limit = int(info["episode_limit"])
         self._avail = np.zeros((len(self.possible_agents), self.n_actions), dtype=np.int8)
         self._used = False
 
@@ -129,20 +120,6 @@ class SMACEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
             kwargs["seed"] = seed
         self._seed = kwargs.get("seed")
         return self._env_cls(map_name=self.map_name, **kwargs)
-
-    def observation_space(self, agent: str) -> spaces.Dict:
-        """``Dict(observation=Box(obs_shape), action_mask=Box(0, 1, (n_actions,), int8))``."""
-        self._check_agent(agent)
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        """``Discrete(n_actions)`` in SMAC's action layout."""
-        self._check_agent(agent)
-        return self._action_space
-
-    def _check_agent(self, agent: str) -> None:
-        if agent not in self.possible_agents:
-            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -166,43 +143,7 @@ class SMACEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
         self._avail = np.asarray(self._env.get_avail_actions(), dtype=np.int8).reshape(
             len(self.possible_agents), -1
         )
-        observations = {}
-        for agent in agents:
-            i = self.possible_agents.index(agent)
-            observations[agent] = {
-                "observation": np.asarray(obs[i], dtype=np.float32).reshape(-1),
-                "action_mask": self._avail[i].copy(),
-            }
-        return observations
-
-    def _action_list(self, actions: Mapping[str, Any]) -> list[int]:
-        if not self.agents:
-            raise RuntimeError("step() called before reset() or after the battle ended; call reset() first")
-        extra = set(actions) - set(self.agents)
-        if extra:
-            gone = sorted(extra & set(self.possible_agents))
-            if gone:
-                raise ValueError(
-                    f"actions given for agents {gone} whose units are dead; live agents: {self.agents}"
-                )
-            raise ValueError(
-                f"actions given for unknown agents {sorted(extra)}; agents are {self.possible_agents}"
-            )
-        missing = [agent for agent in self.agents if agent not in actions]
-        if missing:
-            raise ValueError(f"no action given for live agents {missing}")
-        action_list = [0] * len(self.possible_agents)
-        for agent, action in actions.items():
-            i = self.possible_agents.index(agent)
-            a = int(action)
-            if not 0 <= a < self.n_actions:
-                raise ValueError(f"action {a} of {agent!r} is out of range [0, {self.n_actions})")
-            if not self._avail[i, a]:
-                raise ValueError(
-                    f"action {a} of {agent!r} is not available; available: {np.flatnonzero(self._avail[i]).tolist()}"
-                )
-            action_list[i] = a
-        return action_list
+        return _starcraft.observations(agents, self.possible_agents, obs, self._avail.copy())
 
     def step(
         self, actions: Mapping[str, Any]
@@ -215,18 +156,19 @@ class SMACEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
     ]:
         """Step every live agent; dead units get SMAC's no-op. Returns PettingZoo's 5 dicts."""
         acting = list(self.agents)
-        reward, battle_over, info = self._env.step(self._action_list(actions))
+        action_list = [0] * len(self.possible_agents)
+        _starcraft.fill_actions(actions, acting, self.possible_agents, self._avail, action_list)
+        reward, battle_over, info = self._env.step(action_list)
         info = dict(info)
         observations = self._observe(acting)
         died = {agent for agent in acting if self._avail[self.possible_agents.index(agent), 0]}
         time_limit = bool(battle_over) and bool(info.get("episode_limit", False))
         if battle_over:
             info.setdefault("battle_won", False)
-        rewards = {agent: float(reward) for agent in acting}
-        terminations = {agent: agent in died or (bool(battle_over) and not time_limit) for agent in acting}
-        truncations = {agent: time_limit and agent not in died for agent in acting}
+        rewards, terminations, truncations, self.agents = _starcraft.end_of_step(
+            acting, died, float(reward), bool(battle_over) and not time_limit, time_limit
+        )
         infos = {agent: dict(info) for agent in acting}
-        self.agents = [] if battle_over else [agent for agent in acting if agent not in died]
         return observations, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:

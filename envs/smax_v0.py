@@ -33,9 +33,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from envs import _starcraft
+from envs._checks import check_render_mode
 from marl_lsf.team_env import TeamObs, TeamSpec, TeamStep, TeamVecEnv, build_spec
 
 INSTALL_HINT = "SMAX needs JAX and JaxMARL: `pip install marl-lsf[smax]` (or `pip install jaxmarl`)."
@@ -225,7 +226,7 @@ def parallel_env(
     return SMAXEnv(map_name=map_name, render_mode=render_mode, seed=seed, **smax_kwargs)
 
 
-class SMAXEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
+class SMAXEnv(_starcraft.StarCraftSpaces, ParallelEnv[str, dict[str, np.ndarray], int]):
     """One SMAX battle as a PettingZoo ParallelEnv (see the module docstring for conventions).
 
     Args:
@@ -250,45 +251,18 @@ class SMAXEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
         seed: int | None = None,
         **smax_kwargs: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self._core = _core(map_name, smax_kwargs)
         self.map_name = map_name
         self.render_mode = render_mode
         self.smax_kwargs = dict(smax_kwargs)
-        self.n_actions = self._core.n_actions
+        self._init_spaces(self._core.n_agents, self._core.obs_dim, self._core.state_dim, self._core.n_actions)
         self.max_steps = self._core.max_steps
-        self.possible_agents = [f"agent_{i}" for i in range(self._core.n_agents)]
-        self.agents: list[str] = []
-        self._obs_space = spaces.Dict(
-            {
-                "observation": spaces.Box(-np.inf, np.inf, (self._core.obs_dim,), np.float32),
-                "action_mask": spaces.Box(0, 1, (self.n_actions,), np.int8),
-            }
-        )
-        self._action_space = spaces.Discrete(self.n_actions)
-        self.state_space = spaces.Box(-np.inf, np.inf, (self._core.state_dim,), np.float32)
         self._seed = seed
         self._key: Any = None
         self._state: Any = None
         self._world_state = np.zeros(self._core.state_dim, dtype=np.float32)
         self._avail = np.zeros((self._core.n_agents, self.n_actions), dtype=bool)
-
-    def observation_space(self, agent: str) -> spaces.Dict:
-        """``Dict(observation=Box(obs_dim), action_mask=Box(0, 1, (n_actions,), int8))``."""
-        self._check_agent(agent)
-        return self._obs_space
-
-    def action_space(self, agent: str) -> spaces.Discrete:
-        """``Discrete(n_actions)`` in SMAX's action layout."""
-        self._check_agent(agent)
-        return self._action_space
-
-    def _check_agent(self, agent: str) -> None:
-        if agent not in self.possible_agents:
-            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -308,41 +282,7 @@ class SMAXEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
     ) -> dict[str, dict[str, np.ndarray]]:
         self._world_state = np.asarray(world_state, dtype=np.float32)
         self._avail = np.asarray(avail, dtype=bool)
-        mask = self._avail.astype(np.int8)
-        return {
-            agent: {"observation": np.asarray(obs[i], dtype=np.float32), "action_mask": mask[i]}
-            for i, agent in enumerate(self.possible_agents)
-            if agent in agents
-        }
-
-    def _action_array(self, actions: Mapping[str, Any]) -> np.ndarray:
-        if not self.agents:
-            raise RuntimeError("step() called before reset() or after the battle ended; call reset() first")
-        extra = set(actions) - set(self.agents)
-        if extra:
-            gone = sorted(extra & set(self.possible_agents))
-            if gone:
-                raise ValueError(
-                    f"actions given for agents {gone} whose units are dead; live agents: {self.agents}"
-                )
-            raise ValueError(
-                f"actions given for unknown agents {sorted(extra)}; agents are {self.possible_agents}"
-            )
-        missing = [agent for agent in self.agents if agent not in actions]
-        if missing:
-            raise ValueError(f"no action given for live agents {missing}")
-        array = np.full(len(self.possible_agents), self._core.stop_action, dtype=np.int32)
-        for agent, action in actions.items():
-            i = self.possible_agents.index(agent)
-            a = int(action)
-            if not 0 <= a < self.n_actions:
-                raise ValueError(f"action {a} of {agent!r} is out of range [0, {self.n_actions})")
-            if not self._avail[i, a]:
-                raise ValueError(
-                    f"action {a} of {agent!r} is not available; available: {np.flatnonzero(self._avail[i]).tolist()}"
-                )
-            array[i] = a
-        return array
+        return _starcraft.observations(agents, self.possible_agents, obs, self._avail.astype(np.int8))
 
     def step(
         self, actions: Mapping[str, Any]
@@ -355,21 +295,21 @@ class SMAXEnv(ParallelEnv[str, dict[str, np.ndarray], int]):
     ]:
         """Step every live agent; returns PettingZoo's 5 dicts (see the module docstring)."""
         acting = list(self.agents)
-        action_array = self._action_array(actions)
+        action_array = np.full(len(self.possible_agents), self._core.stop_action, dtype=np.int32)
+        _starcraft.fill_actions(actions, acting, self.possible_agents, self._avail, action_array)
         self._key, self._state, arrays, *outcome = self._core.step(self._key, self._state, action_array)
         (obs, world_state, avail, alive), reward, terminated, truncated, won = self._core.jax.device_get(
             (arrays, *outcome)
         )
         observations = self._observe(acting, obs, world_state, avail)
         died = {agent for agent in acting if not alive[self.possible_agents.index(agent)]}
+        rewards, terminations, truncations, self.agents = _starcraft.end_of_step(
+            acting, died, float(reward), bool(terminated), bool(truncated)
+        )
         over = bool(terminated) or bool(truncated)
-        rewards = {agent: float(reward) for agent in acting}
-        terminations = {agent: agent in died or bool(terminated) for agent in acting}
-        truncations = {agent: bool(truncated) and agent not in died for agent in acting}
         infos: dict[str, dict[str, Any]] = {
             agent: {"battle_won": bool(won)} if over else {} for agent in acting
         }
-        self.agents = [] if over else [agent for agent in acting if agent not in died]
         return observations, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
