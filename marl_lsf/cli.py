@@ -35,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import TqdmExperimentalWarning
 
 import marl_lsf
-from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.algorithms import ALGORITHMS, MultiAgentAlgorithm, algorithm_class
 from marl_lsf.callbacks import EvalCallback
 from marl_lsf.checkpoint import CheckpointCallback, configure_logger, latest_checkpoint
 from marl_lsf.env_registry import EnvFactory, make_env_factory, valid_names
@@ -43,7 +43,6 @@ from marl_lsf.evaluation import evaluate_policy
 from marl_lsf.save_util import load_model_file, model_path
 
 #: Algorithm names accepted by ``--algo`` and the ``marl_lsf`` attribute each stands for.
-ALGORITHMS: dict[str, str] = {"lsfsac": "LSFSAC", "qmix": "QMIX", "vdn": "VDN"}
 RUN_SETTINGS = "run.json"
 EXIT_USAGE = 2
 
@@ -98,16 +97,11 @@ def _timesteps(text: str) -> int:
 
 
 def resolve_algorithm(name: str) -> type[MultiAgentAlgorithm]:
-    """The algorithm class for ``--algo`` (looked up lazily on ``marl_lsf``)."""
-    key = name.lower()
-    if key not in ALGORITHMS:
-        raise CliError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(ALGORITHMS)}")
-    cls = getattr(marl_lsf, ALGORITHMS[key], None)
-    if cls is None:
-        raise CliError(
-            f"algorithm {name!r} ({ALGORITHMS[key]}) is not available in this marl_lsf installation"
-        )
-    return cls
+    """The algorithm class for ``--algo``."""
+    try:
+        return algorithm_class(name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def load_model(path: str | Path, device: str = "auto") -> MultiAgentAlgorithm:

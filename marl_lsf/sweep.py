@@ -155,7 +155,7 @@ class SweepGrid:
             if not getattr(self, name):
                 raise SweepError(f"the grid's {name} list is empty")
         for algo in self.algos:
-            algorithm_class(algo)
+            _algorithm(algo)
         labels = self.env_labels()
         if len(set(labels)) != len(labels):
             raise SweepError(f"the grid lists an environment twice: {labels}")
@@ -304,25 +304,14 @@ def _tag(kwargs: Mapping[str, Any]) -> str:
     return _slug(",".join(f"{k}={json.dumps(kwargs[k], sort_keys=True)}" for k in sorted(kwargs)))
 
 
-def algorithm_class(name: str) -> type:
-    """The ``marl_lsf`` algorithm class of a (case-insensitive) name such as ``lsfsac`` or ``qmix``.
+def _algorithm(name: str) -> type:
+    """The algorithm class of ``name`` (see ``marl_lsf.algorithms.algorithm_class``)."""
+    from marl_lsf.algorithms import algorithm_class
 
-    Raises:
-        SweepError: when ``marl_lsf`` has no algorithm of that name.
-    """
-    import marl_lsf
-
-    cls = getattr(marl_lsf, name.upper(), None)
-    if not (isinstance(cls, type) and issubclass(cls, marl_lsf.MultiAgentAlgorithm)):
-        known = sorted(
-            n.lower()
-            for n in marl_lsf.__all__
-            if isinstance(getattr(marl_lsf, n), type)
-            and issubclass(getattr(marl_lsf, n), marl_lsf.MultiAgentAlgorithm)
-            and getattr(marl_lsf, n) is not marl_lsf.MultiAgentAlgorithm
-        )
-        raise SweepError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(known)}")
-    return cls
+    try:
+        return algorithm_class(name)
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
 
 
 # -- one run --------------------------------------------------------------------------------------
@@ -400,7 +389,7 @@ def _train(spec: RunSpec, settings: dict[str, Any], device: str, n_threads: int,
     from marl_lsf.plotting import PlotError, read_progress
 
     factory = make_env_factory(spec.env.name, **spec.env.kwargs)
-    cls = algorithm_class(spec.algo)
+    cls = _algorithm(spec.algo)
     kwargs = {"n_threads": n_threads, "device": device, **settings["algo_kwargs"]}
     model = cls(spec.policy, factory, n_envs=settings["n_envs"], seed=spec.seed, **kwargs)
     model.set_logger(configure_logger(spec.run_dir, ["csv"]))

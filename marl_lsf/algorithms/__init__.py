@@ -4,4 +4,20 @@ from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.lsfsac import LSFSAC
 from marl_lsf.algorithms.qmix import QMIX, VDN
 
-__all__ = ["LSFSAC", "QMIX", "VDN", "MultiAgentAlgorithm"]
+#: The algorithms by the names the command line and sweeps use.
+ALGORITHMS: dict[str, type[MultiAgentAlgorithm]] = {"lsfsac": LSFSAC, "qmix": QMIX, "vdn": VDN}
+
+
+def algorithm_class(name: str) -> type[MultiAgentAlgorithm]:
+    """The algorithm class of a (case-insensitive) name such as ``lsfsac``, ``qmix`` or ``vdn``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid ones).
+    """
+    try:
+        return ALGORITHMS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(ALGORITHMS)}") from None
+
+
+__all__ = ["ALGORITHMS", "LSFSAC", "QMIX", "VDN", "MultiAgentAlgorithm", "algorithm_class"]
