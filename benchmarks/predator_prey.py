@@ -42,6 +42,7 @@ def run_curve(args: argparse.Namespace) -> None:
             args.eval_every,
             args.eval_episodes,
             args.policy,
+            env_kwargs=args.env_kwargs,
             algo_kwargs={"n_envs": args.n_envs, "device": args.device, **variant},
             time_limit=args.time_limit,
         )
@@ -50,7 +51,9 @@ def run_curve(args: argparse.Namespace) -> None:
         for seed in args.seeds
     ]
     runs = run_jobs(jobs, args.processes)
-    random = evaluate_random_policy(predator_prey_v0.parallel_env(), args.eval_episodes * 2, seed=10_000)
+    random = evaluate_random_policy(
+        predator_prey_v0.parallel_env(**args.env_kwargs), args.eval_episodes * 2, seed=10_000
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.name or f"predator_prey_{args.policy.lower()}"
@@ -61,7 +64,7 @@ def run_curve(args: argparse.Namespace) -> None:
         groups,
         out / f"{stem}.png",
         ylabel=f"test return (mean of {args.eval_episodes} greedy episodes)",
-        title=f"Predator-prey 10x10, 8 predators, 8 prey: median and min-max over {len(args.seeds)} seeds",
+        title=f"Predator-prey {args.env_kwargs or '(default)'}: median and min-max over {len(args.seeds)} seeds",
     )
     done = [run for run in runs if "error" not in run]
     lines = [
@@ -200,6 +203,9 @@ def main() -> None:
         help="JSON dicts of constructor arguments to compare",
     )
     curve.add_argument("--name", default=None, help="stem of the result files")
+    curve.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help="JSON dict of predator-prey arguments"
+    )
     curve.add_argument("--n-envs", type=int, default=1, help="env copies per run (worker processes)")
     curve.add_argument("--device", default="cpu", help="torch device of the networks (cpu, cuda, auto)")
     curve.add_argument("--out", default=str(RESULTS))
