@@ -54,7 +54,8 @@ def check_acting_agents(
             problems.append(f"{gone} {not_live} (live agents: {list(live_agents)})")
         raise ValueError(f"actions given for agents that are not live: {'; '.join(problems)}")
     if missing:
-        raise ValueError(f"missing action for live agent {missing[0]!r} (no action given for {missing})")
+        names = ", ".join(repr(agent) for agent in missing)
+        raise ValueError(f"missing action for live agent {names}: no action given, every live agent must act")
 
 
 def check_actions(
