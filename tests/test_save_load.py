@@ -57,9 +57,9 @@ def state_dicts(model: LSFSAC) -> dict[str, torch.Tensor]:
     flat = {
         f"{name}.{key}": value
         for name in model._saved_modules
-        for key, value in model._module(name).state_dict().items()
+        for key, value in getattr(model, name).state_dict().items()
     }
-    return flat | {name: model._module(name) for name in model._saved_tensors}
+    return flat | {name: getattr(model, name) for name in model._saved_tensors}
 
 
 @pytest.mark.parametrize("policy", ["MlpPolicy", "RnnPolicy"])
@@ -73,7 +73,7 @@ def test_round_trip_is_exact(policy: str, tmp_path: Path) -> None:
     for key in original:
         assert torch.equal(original[key], restored[key]), key
     for name in model._saved_optimizers:
-        assert str(model._module(name).state_dict()) == str(loaded._module(name).state_dict())
+        assert str(getattr(model, name).state_dict()) == str(getattr(loaded, name).state_dict())
     assert (loaded.num_timesteps, loaded._episode_num, loaded._n_updates) == (
         model.num_timesteps,
         model._episode_num,

@@ -275,7 +275,7 @@ class MultiAgentAlgorithm(ABC):
         for key, values in stats.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))
 
-    #: Names of the torch modules, optimizers and tensors saved with the model.
+    #: Names of the torch modules, optimizers (None where a configuration has none) and tensors saved with the model.
     _saved_modules: ClassVar[tuple[str, ...]] = ()
     _saved_optimizers: ClassVar[tuple[str, ...]] = ()
     _saved_tensors: ClassVar[tuple[str, ...]] = ()
@@ -416,14 +416,14 @@ class MultiAgentAlgorithm(ABC):
         for key, value in self.logger.name_to_value.items():
             if key.startswith("train/") and isinstance(value, float) and not math.isfinite(value):
                 self._raise_non_finite(f"{key} is {value}")
-        modules = {name: self._module(name) for name in self._saved_modules}
+        modules = {name: getattr(self, name) for name in self._saved_modules}
         tensors = {
             f"{name}.{p}": t
             for name, module in modules.items()
             if isinstance(module, nn.Module)
             for p, t in module.named_parameters()
         }
-        tensors |= {name: self._module(name) for name in self._saved_tensors}
+        tensors |= {name: getattr(self, name) for name in self._saved_tensors}
         if tensors and bool(torch.stack([t.detach().isfinite().all() for t in tensors.values()]).all()):
             return
         for name, tensor in tensors.items():
@@ -610,9 +610,6 @@ class MultiAgentAlgorithm(ABC):
 
     # -- save and load --------------------------------------------------------------------------------
 
-    def _module(self, name: str) -> Any:
-        return getattr(self, name)
-
     def save(self, path: str | Path, include_optimizers: bool = True, include_buffer: bool = False) -> Path:
         """Save the model as a zip of JSON settings and tensors (no pickled objects), atomically.
 
@@ -623,13 +620,17 @@ class MultiAgentAlgorithm(ABC):
         episodes. Returns the path written (``.zip`` is added when missing).
         """
         tensors: dict[str, Any] = {
-            f"module/{name}": self._module(name).state_dict() for name in self._saved_modules
+            f"module/{name}": getattr(self, name).state_dict() for name in self._saved_modules
         }
         if include_optimizers:
             tensors.update(
-                {f"optim/{name}": self._module(name).state_dict() for name in self._saved_optimizers}
+                {
+                    f"optim/{name}": optimizer.state_dict()
+                    for name in self._saved_optimizers
+                    if (optimizer := getattr(self, name)) is not None
+                }
             )
-        tensors.update({f"tensor/{name}": self._module(name).detach().cpu() for name in self._saved_tensors})
+        tensors.update({f"tensor/{name}": getattr(self, name).detach().cpu() for name in self._saved_tensors})
         rng_data, rng_tensors = rng_state(self._rng)
         tensors.update({f"rng/{name}": tensor for name, tensor in rng_tensors.items()})
         if include_buffer:
@@ -718,12 +719,13 @@ class MultiAgentAlgorithm(ABC):
         model._setup_model()
         try:
             for name in model._saved_modules:
-                model._module(name).load_state_dict(tensors[f"module/{name}"])
+                getattr(model, name).load_state_dict(tensors[f"module/{name}"])
             for name in model._saved_optimizers:
-                if f"optim/{name}" in tensors:
-                    model._module(name).load_state_dict(tensors[f"optim/{name}"])
+                optimizer = getattr(model, name)
+                if optimizer is not None and f"optim/{name}" in tensors:
+                    optimizer.load_state_dict(tensors[f"optim/{name}"])
             for name in model._saved_tensors:
-                model._module(name).data.copy_(tensors[f"tensor/{name}"])
+                getattr(model, name).data.copy_(tensors[f"tensor/{name}"])
             if "buffer" in tensors:
                 model.replay_buffer.load_state_dict(tensors["buffer"])
             model.num_timesteps = int(data.get("num_timesteps", 0))

@@ -134,10 +134,6 @@ class LSFSAC(MultiAgentAlgorithm):
         self.log_ent_coef.requires_grad_(self.auto_ent_coef)
         self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=lr) if self.auto_ent_coef else None
 
-    def _module(self, name: str) -> Any:
-        module = getattr(self, name)
-        return module if module is not None else _Absent()
-
     def _policy_step(
         self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -291,16 +287,6 @@ class LSFSAC(MultiAgentAlgorithm):
             "ent_coef": self.log_ent_coef.exp().item(),
             "q_tot_target": ((y * filled).sum() / filled.sum().clamp(min=1.0)).item(),
         }
-
-
-class _Absent:
-    """Stands in for an optimizer that a configuration does not have (fixed temperature)."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Nothing to restore."""
 
 
 def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
