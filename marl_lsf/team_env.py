@@ -277,6 +277,7 @@ class TeamEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete(np.asarray(self.spec_.action_counts))
         self._t = 0
         self._live: list[str] = []
+        self._slot = {agent: i for i, agent in enumerate(self.spec_.agents)}
         self.max_episode_steps = episode_length_hint(self.env)
 
     def _state(self, obs: np.ndarray) -> np.ndarray:
@@ -314,8 +315,7 @@ class TeamEnv(gym.Env):
         """Step every live agent with its slot's action; returns the gymnasium 5-tuple for the team."""
         if not self._live:
             raise RuntimeError("step() called on a finished episode; call reset() first")
-        index = {agent: i for i, agent in enumerate(self.spec_.agents)}
-        actions = {agent: int(action[index[agent]]) for agent in self._live}
+        actions = {agent: int(action[self._slot[agent]]) for agent in self._live}
         observations, rewards, terminations, truncations, infos = self.env.step(actions)
         self._t += 1
         for agent, value in rewards.items():
