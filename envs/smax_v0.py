@@ -10,7 +10,10 @@ Conventions (the same as ``envs.smac_v1``):
 * observations are ``{"observation": float32 [obs_dim], "action_mask": int8 [n_actions]}``, the mask
   being SMAX's ``get_avail_actions``; actions are ``Discrete(n_actions)`` in SMAX's layout:
   0 north (+y), 1 east (+x), 2 south, 3 west, 4 stop, ``5 + k`` attack enemy ``k`` (a dead unit can only stop);
-* ``state()`` is SMAX's ``world_state``;
+* ``state()`` is SMAX's ``world_state`` normalized as SMAC's ``get_state`` is: unit positions in
+  ``[-1, 1]`` around the map centre and weapon cooldowns in ``[0, 1]`` (SMAX gives positions in map
+  units, 0..32, and lets cooldowns run below zero to -10 and beyond; fed raw to QMIX's
+  hypernetworks they inflated the initial joint values twenty-fold);
 * every agent acting in a step gets the same team reward (SMAX's ally reward: the enemies' health
   lost, normalised, plus ``won_battle_bonus`` for a win);
 * an agent whose unit dies terminates and leaves ``agents`` (its last observation is all zeros);
@@ -114,13 +117,36 @@ class _SmaxCore:
         self.vstep = jax.jit(jax.vmap(self._team_step))
         self.obs_dim = int(self.env.observation_spaces[self.allies[0]].shape[0])
         self.state_dim = int(self.env.state_size)
+        self.state_offset, self.state_scale, self.state_low = self._state_normalization()
+
+    def _state_normalization(self) -> tuple[Any, Any, Any]:
+        """``(offset, scale, low)``: the world state is normalized as ``max((x - offset) * scale, low)``.
+
+        SMAX's world state is, per unit, ``own_features`` (health, x, y, weapon cooldown, unit type
+        bits), then every unit's team and type. Positions map to ``[-1, 1]`` around the map centre;
+        the weapon cooldown, which SMAX keeps counting down below zero (to -10 and beyond), maps to
+        ``[0, 1]`` of the longest cooldown. Other features are unchanged.
+        """
+        jnp, env = self.jnp, self.env
+        features = list(env.own_features)
+        units = np.arange(self.n_agents + self.n_enemies) * len(features)
+        offset, scale = np.zeros(self.state_dim, np.float32), np.ones(self.state_dim, np.float32)
+        low = np.full(self.state_dim, -np.inf, np.float32)
+        for name, size in (("position_x", env.map_width), ("position_y", env.map_height)):
+            columns = units + features.index(name)
+            offset[columns], scale[columns] = size / 2, 2 / size
+        cooldown = units + features.index("weapon_cooldown")
+        scale[cooldown], low[cooldown] = 1 / float(np.max(env.unit_type_weapon_cooldowns)), 0.0
+        return jnp.asarray(offset), jnp.asarray(scale), jnp.asarray(low)
 
     def _arrays(self, obs: Mapping[str, Any], state: Any) -> tuple[Any, Any, Any, Any]:
         jnp = self.jnp
         avail = self.env.get_avail_actions(state)
         return (
             jnp.stack([obs[a] for a in self.allies]).astype(jnp.float32),
-            obs["world_state"].astype(jnp.float32),
+            jnp.maximum((obs["world_state"] - self.state_offset) * self.state_scale, self.state_low).astype(
+                jnp.float32
+            ),
             jnp.stack([avail[a] for a in self.allies]).astype(jnp.bool_),
             state.state.unit_alive[: self.n_agents],
         )
@@ -313,7 +339,7 @@ class SMAXEnv(_starcraft.StarCraftSpaces, ParallelEnv[str, dict[str, np.ndarray]
         return observations, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
-        """SMAX's ``world_state`` (float32 ``[state_dim]``)."""
+        """SMAX's ``world_state``, normalized (see the module docstring; float32 ``[state_dim]``)."""
         return self._world_state.copy()
 
     def render(self) -> str | None:
