@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -507,6 +508,10 @@ def as_factory(env: ParallelEnv | EnvFactory) -> tuple[EnvFactory | None, Parall
     raise TypeError(f"expected a PettingZoo ParallelEnv or a zero-argument factory of one, got {type(env)!r}")
 
 
+#: The ``vectorization`` values ``make_team_vec_env`` accepts.
+VECTORIZATIONS = ("auto", "sync", "async", "workers")
+
+
 def make_team_vec_env(
     env: ParallelEnv | EnvFactory,
     n_envs: int = 1,
@@ -517,15 +522,23 @@ def make_team_vec_env(
 
     ``env`` is a ParallelEnv instance or a zero-argument factory. An env class may provide its own
     batched implementation through a ``make_team_vec_env(num_envs)`` method (SMAX steps many
-    battles in one jitted call); otherwise ``n_envs`` copies run in gymnasium's vector env:
-    in-process for ``vectorization="sync"``, in worker processes for ``"async"``. ``"auto"`` picks
-    ``"async"`` when ``n_envs > 1``, a factory was given and this process may use more CPUs than
-    ``n_envs`` (a core for every worker besides the learner's); otherwise ``"sync"``. A worker round
-    trip costs 0.1-0.3 ms, more than a cheap env step (a predator-prey team step takes ~0.14 ms), so
-    worker processes that share cores with the learner collect slower than one env in-process
-    (``benchmarks/results/throughput_n_envs.md``); in-process copies still gain from the batched
-    forward pass.
+    battles in one jitted call); otherwise ``n_envs`` copies run
+
+    * ``"sync"``: in this process, one after another (gymnasium's ``SyncVectorEnv``);
+    * ``"async"``: one gymnasium ``AsyncVectorEnv`` worker process per copy, the learner acting for
+      all of them every step;
+    * ``"workers"``: in rollout worker processes that act with their own copy of the policy and
+      report a chunk of steps at a time (``marl_lsf.rollout.WorkerTeamVecEnv``), one worker per
+      core at most.
+
+    ``"auto"`` picks ``"workers"`` when ``n_envs > 1``, a factory was given and this process may use
+    two CPUs or more, else ``"sync"``. A round trip between processes costs 0.1-0.3 ms, more than a
+    cheap env step (a predator-prey team step takes ~0.2 ms), so ``"async"`` only pays off for
+    expensive envs, while rollout workers pay it once per chunk
+    (``benchmarks/results/throughput_n_envs.md``).
     """
+    if vectorization not in VECTORIZATIONS:
+        raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
     factory, instance = as_factory(env)
     native = getattr(instance, "make_team_vec_env", None)
     if native is not None:
@@ -538,13 +551,23 @@ def make_team_vec_env(
             )
         factory = _Once(instance)
     if vectorization == "auto":
-        spare_cores = available_cpus() > n_envs
-        vectorization = "async" if n_envs > 1 and not isinstance(factory, _Once) and spare_cores else "sync"
+        parallel = n_envs > 1 and not isinstance(factory, _Once) and available_cpus() > 1
+        vectorization = "workers" if parallel else "sync"
+    if vectorization == "workers":
+        # Imported here: the rollout workers act with a policy, which the env layer does not know about.
+        from marl_lsf.rollout import WorkerTeamVecEnv
+
+        return WorkerTeamVecEnv(factory, n_envs, min(n_envs, available_cpus()), team_reward)
     return GymTeamVecEnv(factory, n_envs, vectorization, team_reward)
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    """CPUs this process may use: its reservation inside a Ray task, else its affinity mask (or the CPU count)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        reserved = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        if reserved:
+            return max(1, int(reserved))
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1

@@ -111,7 +111,7 @@ def test_sampled_and_greedy_actions_respect_random_masks(policy: str) -> None:
     avail[torch.arange(500), :, torch.as_tensor(rng.integers(0, 6, 500))] = True
     for deterministic in (False, True):
         with torch.no_grad():
-            actions, _ = model._policy_step(obs, avail, None, deterministic)
+            actions, _ = model.policy(obs, avail, None, deterministic)
         assert avail.gather(-1, actions.unsqueeze(-1)).all()
     # And inside training: MaskedEnv raises on any unavailable action.
     model.learn(300)

@@ -1,4 +1,5 @@
-"""Parallel rollouts: ``n_envs > 1`` (worker processes) collects the same episodes as ``n_envs = 1``.
+"""Parallel rollouts: ``n_envs > 1`` (env worker processes or rollout workers) collects the same
+episodes as ``n_envs = 1``.
 
 ``CountdownEnv`` is a deterministic toy: each episode's length is drawn from the env's own seeded
 generator and its return equals its length whatever the agents do, so the episodes a run must
@@ -8,6 +9,7 @@ continue its generator).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,9 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from stable_baselines3.common.callbacks import BaseCallback
 
-from marl_lsf import LSFSAC, team_env
+from marl_lsf import LSFSAC, rollout, team_env
 from marl_lsf.env_registry import make_env_factory
+from marl_lsf.rollout import WorkerTeamVecEnv
 
 MIN_LENGTH, MAX_LENGTH = 2, 7
 
@@ -130,12 +133,14 @@ def per_env(recorder: EpisodeRecorder, n_envs: int) -> list[list[tuple[int, floa
     return [[(length, ret) for e, length, ret in recorder.episodes if e == env] for env in range(n_envs)]
 
 
-def test_worker_processes_collect_the_episodes_of_n_envs_1() -> None:
-    """Env ``e`` of an async vector replays a single env seeded ``seed + e``; lengths differ across envs."""
+@pytest.mark.parametrize("vectorization", ["async", "workers"])
+def test_worker_processes_collect_the_episodes_of_n_envs_1(vectorization: str) -> None:
+    """Env ``e`` of a vector in worker processes replays a single env seeded ``seed + e``; lengths differ."""
     seed, steps = 5, 80
     single, single_rec = collect(1, "sync", seed, steps)
-    double, double_rec = collect(2, "async", seed, steps)
+    double, double_rec = collect(2, vectorization, seed, steps)
     assert double.env is not None and type(double.env.vec).__name__ == "AsyncVectorEnv"
+    assert isinstance(double.env, WorkerTeamVecEnv) == (vectorization == "workers")
     assert double._n_updates > 0 and double.num_timesteps == steps
 
     (single_eps,) = per_env(single_rec, 1)
@@ -228,6 +233,58 @@ def test_a_fixed_seed_reproduces_a_parallel_run() -> None:
     assert not torch.equal(params, other_seed_params)
 
 
+def test_a_fixed_seed_reproduces_a_rollout_worker_run() -> None:
+    """Rollout workers sample with their own seeded generators: a seed fixes the whole run."""
+    actions, episodes, params = run_predator_prey(3, "workers")
+    actions_again, episodes_again, params_again = run_predator_prey(3, "workers")
+    assert len(actions) == 45 and len(episodes) == 6  # 90 steps: 3 episodes of 15 steps per env
+    assert all(np.array_equal(a, b) for a, b in zip(actions, actions_again, strict=True))
+    assert episodes == episodes_again
+    assert torch.equal(params, params_again)
+    other_seed_actions, _, _ = run_predator_prey(4, "workers")
+    assert not all(np.array_equal(a, b) for a, b in zip(actions, other_seed_actions, strict=True))
+
+
+def test_rollout_workers_act_with_the_learners_current_policy() -> None:
+    """Every chunk is acted with the policy the learner has when it asks (weights and warm-up)."""
+    model = LSFSAC("MlpPolicy", tiny_predator_prey_factory(), n_envs=3, vectorization="workers", seed=0)
+    try:
+        assert isinstance(model.env, WorkerTeamVecEnv) and model.env.num_workers == 2
+        model.env.reset(seed=0)
+        with torch.no_grad():  # an actor that always picks "catch"
+            model.actor.head.bias.copy_(torch.tensor([0.0, 0, 0, 0, 0, 100.0]))
+        rollout = model.env.collect(model.policy, n_steps=20, random_steps=0)
+        assert rollout.actions.shape == (20, 3, 2) and (rollout.actions == 5).all()
+        # The warm-up's uniformly random actions come first, then the policy's.
+        rollout = model.env.collect(model.policy, n_steps=20, random_steps=10)
+        assert len(np.unique(rollout.actions[:10])) == 6 and (rollout.actions[10:] == 5).all()
+        # The per-step interface steps the same envs (evaluation uses it).
+        step = model.env.step(np.full((3, 2), 4))
+        assert step.reward.shape == (3,) and step.next.obs.shape == (3, 2, 50)
+    finally:
+        model.env.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*(Received the following error|Raising the last exception):UserWarning")
+def test_an_env_error_in_a_rollout_worker_reaches_the_learner() -> None:
+    """A worker's env that fails makes ``learn`` raise that error, with its message."""
+    model = LSFSAC("MlpPolicy", FailingEnv, n_envs=2, vectorization="workers", seed=0)
+    try:
+        with pytest.raises(RuntimeError, match="the env broke at step 3"):
+            model.learn(100)
+    finally:
+        model.env.close()
+
+
+class FailingEnv(CountdownEnv):
+    """A ``CountdownEnv`` whose third step raises."""
+
+    def step(self, actions: dict[str, int]) -> tuple[dict, dict, dict, dict, dict]:
+        if self._t == 2:
+            raise RuntimeError("the env broke at step 3")
+        return super().step(actions)
+
+
 def test_a_fixed_seed_reproduces_a_single_env_run() -> None:
     """n_envs = 1: the same seed gives the same actions, episode statistics and weights."""
     actions, episodes, params = run_predator_prey(3, "sync", n_envs=1)
@@ -239,16 +296,51 @@ def test_a_fixed_seed_reproduces_a_single_env_run() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cpus", "n_envs", "expected"), [(2, 1, "sync"), (2, 2, "sync"), (3, 2, "async"), (16, 8, "async")]
+    ("cpus", "n_envs", "expected"),
+    [
+        (2, 1, ("sync", 1)),
+        (1, 4, ("sync", 4)),
+        (2, 2, ("workers", 2)),
+        (2, 5, ("workers", 2)),
+        (16, 8, ("workers", 8)),
+    ],
 )
-def test_auto_vectorization_uses_worker_processes_only_with_spare_cores(
-    monkeypatch: pytest.MonkeyPatch, cpus: int, n_envs: int, expected: str
+def test_auto_vectorization_uses_one_rollout_worker_per_core(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, n_envs: int, expected: tuple[str, int]
 ) -> None:
-    """``"auto"``: worker processes when every worker gets a core besides the learner's, else in-process."""
-    chosen: list[str] = []
+    """``"auto"``: rollout workers (at most one per core) when there are two cores or more, else in-process."""
+    chosen: list[tuple[str, int]] = []
     monkeypatch.setattr(team_env, "available_cpus", lambda: cpus)
     monkeypatch.setattr(
-        team_env, "GymTeamVecEnv", lambda factory, n, vectorization, reward: chosen.append(vectorization)
+        team_env, "GymTeamVecEnv", lambda factory, n, vectorization, reward: chosen.append((vectorization, n))
+    )
+    monkeypatch.setattr(
+        rollout, "WorkerTeamVecEnv", lambda factory, n, workers, reward: chosen.append(("workers", workers))
     )
     team_env.make_team_vec_env(CountdownEnv, n_envs, "auto")
     assert chosen == [expected]
+
+
+def test_an_unknown_vectorization_is_refused() -> None:
+    with pytest.raises(ValueError, match="vectorization must be one of"):
+        team_env.make_team_vec_env(CountdownEnv, 2, "threads")
+
+
+def test_inside_a_ray_task_the_cpus_are_the_tasks_reservation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run in a sweep's Ray task sizes its rollout workers by the CPUs Ray reserved for it."""
+
+    class Context:
+        def get_assigned_resources(self) -> dict[str, float]:
+            return {"CPU": 3.0}
+
+    class FakeRay:
+        @staticmethod
+        def is_initialized() -> bool:
+            return True
+
+        @staticmethod
+        def get_runtime_context() -> Context:
+            return Context()
+
+    monkeypatch.setitem(sys.modules, "ray", FakeRay)
+    assert team_env.available_cpus() == 3

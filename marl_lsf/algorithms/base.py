@@ -16,7 +16,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -41,6 +41,8 @@ from stable_baselines3.common.utils import (
 from torch import nn
 
 from marl_lsf.buffer import EpisodeBatch, EpisodeReplayBuffer
+from marl_lsf.nets.policies import ActingPolicy, with_agent_ids
+from marl_lsf.rollout import WorkerTeamVecEnv, rollout_step
 from marl_lsf.save_util import (
     ModelFileError,
     load_model_file,
@@ -100,8 +102,10 @@ class MultiAgentAlgorithm(ABC):
         mixer_embed_dim: width of QMIX's mixing layer.
         n_envs: environment copies collected from (``env`` must then be a factory, unless the env
             provides its own batched form, as SMAX does).
-        vectorization: ``"auto"``, ``"sync"`` or ``"async"`` (worker processes); see
-            ``make_team_vec_env``.
+        vectorization: ``"auto"``, ``"sync"`` (in-process), ``"async"`` (env worker processes, the
+            learner acting every step) or ``"workers"`` (rollout workers acting with their own copy
+            of the policy, a chunk of steps at a time); see ``marl_lsf.team_env.make_team_vec_env``
+            and ``marl_lsf.rollout``.
         team_reward: ``"mean"``, ``"sum"`` or a callable of the per-agent reward dict.
         max_episode_steps: initial time capacity of the replay buffer; detected from the env when
             None (the buffer grows if episodes are longer).
@@ -160,7 +164,7 @@ class MultiAgentAlgorithm(ABC):
             raise ValueError(f"td_lambda must be in [0, 1], got {td_lambda}")
         if mixer not in ("qmix", "vdn"):
             raise ValueError(f"mixer must be 'qmix' or 'vdn', got {mixer!r}")
-        self.policy = policy
+        self.policy_name = policy
         self.torso = self.policy_aliases[policy]
         self.learning_rate = learning_rate
         self.buffer_size = buffer_size
@@ -233,15 +237,12 @@ class MultiAgentAlgorithm(ABC):
             self.buffer_size, self.spec, self.n_envs, self.max_episode_steps, self.device
         )
 
-    @abstractmethod
-    def _build_networks(self) -> None:
-        """Create the torch modules and optimizers (on ``self.device``)."""
+    #: The decentralized action selection (built by ``_build_networks`` on the acting network).
+    policy: ActingPolicy
 
     @abstractmethod
-    def _policy_step(
-        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decentralized action selection: ``obs [E, N, O]``, ``avail [E, N, A]`` -> actions ``[E, N]``."""
+    def _build_networks(self) -> None:
+        """Create the torch modules, the acting ``policy`` and the optimizers (on ``self.device``)."""
 
     @abstractmethod
     def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
@@ -291,8 +292,7 @@ class MultiAgentAlgorithm(ABC):
 
     def actor_inputs(self, obs: torch.Tensor) -> torch.Tensor:
         """Actor input ``[..., N, O + N]``: the observation and the agent's one-hot id."""
-        ids = torch.eye(self.spec.n_agents, device=obs.device).expand(*obs.shape[:-1], self.spec.n_agents)
-        return torch.cat([obs, ids], dim=-1)
+        return with_agent_ids(obs)
 
     def critic_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Critic input over an episode ``[B, T+1, N, O + A + N]``: observation, last action, agent id.
@@ -456,46 +456,49 @@ class MultiAgentAlgorithm(ABC):
         deterministic: bool = False,
     ) -> tuple[np.ndarray, torch.Tensor | None]:
         """Actions ``[E, N]`` for observations ``[E, N, O]`` and masks ``[E, N, A]``, in one forward pass."""
-        with torch.no_grad():
-            obs_t = torch.as_tensor(obs, device=self.device)
-            avail_t = torch.as_tensor(avail, device=self.device)
-            actions, hidden = self._policy_step(obs_t, avail_t, hidden, deterministic)
-        return actions.cpu().numpy(), hidden
-
-    def _random_actions(self, avail: np.ndarray) -> np.ndarray:
-        """Uniformly random available actions (before ``learning_starts``)."""
-        scores = self._rng.random(avail.shape) * avail
-        return scores.argmax(-1)
+        return self.policy.act(obs, avail, hidden, deterministic)
 
     def _collect_rollouts(
         self, callback: BaseCallback, total_timesteps: int, log_interval: int
     ) -> tuple[int, bool]:
-        """Step all envs until ``train_freq`` episodes end (or the budget is spent)."""
+        """Collect until ``train_freq`` episodes end (or the budget is spent).
+
+        Each vector step, acted here or in rollout workers (``_next_steps``), is recorded in the
+        replay buffer, the episode statistics, the log and the callbacks, in that order.
+        """
         episodes = 0
         while episodes < self.train_freq and self.num_timesteps < total_timesteps:
-            obs = self._last_obs
-            if self.num_timesteps < self.learning_starts:
-                actions = self._random_actions(obs.avail)
-            else:
-                actions, self._hidden = self.act(obs.obs, obs.avail, self._hidden, deterministic=False)
-            step = self.env.step(actions)
-            self.num_timesteps += self.n_envs
-            self.replay_buffer.add(actions, step)
-            done = self._track_episodes(step)
-            episodes += done.size
-            self._last_obs = step.next
-            if self._hidden is not None and done.size:
-                self._hidden[done] = 0.0
-            # Count episodes and write the log before the callbacks, so a checkpoint taken there agrees
-            # with the buffer and the log (a run resumed from it neither skips nor repeats a log row).
-            episodes_before = self._episode_num
-            self._episode_num += int(done.size)
-            if log_interval and self._episode_num // log_interval > episodes_before // log_interval:
-                self.dump_logs()
-            callback.update_locals(locals())
-            if not callback.on_step():
-                return episodes, False
+            for actions, step in self._next_steps(total_timesteps):
+                self.num_timesteps += self.n_envs
+                self.replay_buffer.add(actions, step)
+                done = self._track_episodes(step)
+                episodes += done.size
+                self._last_obs = step.next
+                # Count episodes and write the log before the callbacks, so a checkpoint taken there agrees
+                # with the buffer and the log (a run resumed from it neither skips nor repeats a log row).
+                episodes_before = self._episode_num
+                self._episode_num += int(done.size)
+                if log_interval and self._episode_num // log_interval > episodes_before // log_interval:
+                    self.dump_logs()
+                callback.update_locals(locals())
+                if not callback.on_step():
+                    return episodes, False
         return episodes, True
+
+    def _next_steps(self, total_timesteps: int) -> Iterable[tuple[np.ndarray, TeamStep]]:
+        """The next vector steps as ``(actions, step)``: one acted here, or a chunk from the rollout workers.
+
+        Actions are uniformly random while fewer than ``learning_starts`` steps have been taken.
+        A chunk is ``marl_lsf.rollout.CHUNK_STEPS`` vector steps (at most the steps left in the budget).
+        """
+        random_steps = max(0, -(-(self.learning_starts - self.num_timesteps) // self.n_envs))
+        if isinstance(self.env, WorkerTeamVecEnv):
+            steps_left = -(-(total_timesteps - self.num_timesteps) // self.n_envs)
+            return self.env.collect(self.policy, min(self.env.chunk_steps, steps_left), random_steps).steps()
+        actions, step, self._hidden = rollout_step(
+            self.policy, self.env, self._last_obs, self._hidden, random_steps > 0, self._rng
+        )
+        return ((actions, step),)
 
     def _track_episodes(self, step: TeamStep) -> np.ndarray:
         self._episode_return += step.reward
@@ -637,7 +640,7 @@ class MultiAgentAlgorithm(ABC):
             tensors["buffer"] = self.replay_buffer.state_dict()
         data = {
             "algorithm": type(self).__name__,
-            "policy": self.policy,
+            "policy": self.policy_name,
             "spec": self.spec.to_json(),
             "params": self._params() | self._base_params(),
             "num_timesteps": self.num_timesteps,

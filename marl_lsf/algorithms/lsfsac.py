@@ -21,7 +21,8 @@ from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
-from marl_lsf.nets.agents import MASKED_LOGIT, masked_log_softmax
+from marl_lsf.nets.agents import masked_log_softmax
+from marl_lsf.nets.policies import SoftmaxPolicy
 
 
 class LSFSAC(MultiAgentAlgorithm):
@@ -112,6 +113,7 @@ class LSFSAC(MultiAgentAlgorithm):
     def _build_networks(self) -> None:
         n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
         self.actor = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
+        self.policy = SoftmaxPolicy(self.actor)
         self.critics = nn.ModuleList(
             LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso)
             for _ in range(self.n_critics)
@@ -133,17 +135,6 @@ class LSFSAC(MultiAgentAlgorithm):
         self.log_ent_coef = torch.full((1,), math.log(self.initial_ent_coef), device=self.device)
         self.log_ent_coef.requires_grad_(self.auto_ent_coef)
         self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=lr) if self.auto_ent_coef else None
-
-    def _policy_step(
-        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        logits, hidden = self.actor(self.actor_inputs(obs)[:, None], hidden)
-        logits = logits[:, 0].masked_fill(~avail, MASKED_LOGIT)
-        if deterministic:
-            return logits.argmax(-1), hidden
-        # Gumbel-max sampling: the same distribution as Categorical(logits).sample(), ~6x cheaper per step.
-        gumbel = -torch.log(-torch.log(torch.rand_like(logits)))
-        return (logits + gumbel).argmax(-1), hidden
 
     @torch.no_grad()
     def policy_probs(self, obs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:

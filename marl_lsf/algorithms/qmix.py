@@ -20,6 +20,7 @@ from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, make_mixer
 from marl_lsf.nets.agents import MASKED_LOGIT
+from marl_lsf.nets.policies import EpsilonGreedyPolicy
 
 
 class QMIX(MultiAgentAlgorithm):
@@ -85,6 +86,7 @@ class QMIX(MultiAgentAlgorithm):
     def _build_networks(self) -> None:
         n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
         self.q_net = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
+        self.policy = EpsilonGreedyPolicy(self.q_net, self.exploration_rate).to(self.device)
         self.mixer = make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim).to(self.device)
         self.q_net_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
@@ -103,19 +105,9 @@ class QMIX(MultiAgentAlgorithm):
         q, _ = self.q_net(self.actor_inputs(obs).unsqueeze(-3))
         return q.squeeze(-3)
 
-    def _policy_step(
-        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q, hidden = self.q_net(self.actor_inputs(obs)[:, None], hidden)
-        greedy = q[:, 0].masked_fill(~avail, MASKED_LOGIT).argmax(-1)
-        if deterministic:
-            return greedy, hidden
-        uniform = torch.distributions.Categorical(probs=avail.float()).sample()
-        explore = torch.rand(greedy.shape, device=greedy.device) < self.exploration_rate
-        return torch.where(explore, uniform, greedy), hidden
-
     def _update_learning_rates(self) -> None:
         self._update_learning_rate([self.optimizer])
+        self.policy.exploration_rate.fill_(self.exploration_rate)
         self.logger.record("train/exploration_rate", self.exploration_rate)
 
     def _target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
