@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 from marl_lsf import LSFSAC
 from marl_lsf.env_registry import make_env_factory
@@ -29,8 +30,33 @@ RESULTS = Path(__file__).parent / "results"
 MODES = ("sync", "async", "workers")
 
 
+class StepTimer(BaseCallback):
+    """Records the time and step count of every recorded vector step of a ``learn`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: tuple[float, int] | None = None
+        self.last: tuple[float, int] = (0.0, 0)
+
+    def _on_step(self) -> bool:
+        self.last = (time.perf_counter(), self.num_timesteps)
+        if self.first is None:
+            self.first = self.last
+        return True
+
+    def rate(self) -> float:
+        """Environment steps per second from the first recorded vector step to the last."""
+        if self.first is None:
+            raise RuntimeError("no step was recorded")
+        return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
+
+
 def steps_per_second(n_envs: int, vectorization: str, steps: int) -> float:
-    """Environment steps per second (summed over the copies) collected by ``learn`` without training."""
+    """Environment steps per second (summed over the copies) collected by ``learn`` without training.
+
+    ``learn`` ends with one update (its last phase ends without ``train_freq`` episodes, so it
+    trains once); that update comes after the last recorded step and is not timed.
+    """
     factory = make_env_factory("predator_prey")
     model = LSFSAC(
         "MlpPolicy",
@@ -43,9 +69,9 @@ def steps_per_second(n_envs: int, vectorization: str, steps: int) -> float:
     )
     try:
         model.learn(min(steps, 400 * n_envs))
-        start = time.perf_counter()
-        model.learn(steps)
-        return model.num_timesteps / (time.perf_counter() - start)
+        timer = StepTimer()
+        model.learn(steps, callback=timer)
+        return timer.rate()
     finally:
         model.env.close()
 

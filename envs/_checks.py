@@ -86,8 +86,10 @@ def check_actions(
     """
     check_acting_agents(actions, live_agents, possible_agents, gone)
     for agent in live_agents:
-        space = action_spaces[agent]
-        if not space.contains(actions[agent]):
+        space, action = action_spaces[agent], actions[agent]
+        # A plain int in range is what the team view sends every step: decided without ``contains``.
+        in_range = type(action) is int and space.start <= action < space.start + space.n
+        if not in_range and not space.contains(action):
             names = f" (0..{len(action_names) - 1}: {', '.join(action_names)})" if action_names else ""
             raise ValueError(
                 f"action {actions[agent]!r} of agent {agent!r} is outside its action space {space}{names}"

@@ -80,6 +80,16 @@ class Rollout(NamedTuple):
     truncated: np.ndarray  # [K, E]
     infos: list[list[dict[str, Any]]]  # K lists of E dicts
 
+    @property
+    def num_steps(self) -> int:
+        """Number of vector steps ``K``."""
+        return self.actions.shape[0]
+
+    @property
+    def episodes(self) -> int:
+        """Number of episodes that ended in these steps (over all envs)."""
+        return int((self.terminated | self.truncated).sum())
+
     @classmethod
     def stack(cls, steps: list[tuple[np.ndarray, TeamStep]]) -> Rollout:
         """Stack ``(actions, step)`` pairs into one rollout."""
@@ -213,8 +223,9 @@ class _RolloutWorkerFactory:
 class WorkerTeamVecEnv(TeamVecEnv):
     """``num_envs`` env copies spread over ``num_workers`` rollout worker processes (see the module docstring).
 
-    ``collect(policy, n_steps, random_steps)`` is the fast path; ``step(actions)`` also works (one
-    round trip per step, as gymnasium's ``AsyncVectorEnv``), e.g. for ``evaluate_policy``.
+    ``collect(policy, n_steps, random_steps)`` is the fast path (``collect_async`` then
+    ``collect_wait`` lets the learner work while the workers collect); ``step(actions)`` also
+    works (one round trip per step, as gymnasium's ``AsyncVectorEnv``), e.g. for ``evaluate_policy``.
 
     Args:
         factory: zero-argument callable returning a fresh ParallelEnv.
@@ -236,6 +247,7 @@ class WorkerTeamVecEnv(TeamVecEnv):
         self.spec = self.vec.get_attr("spec_")[0]
         self.max_episode_steps = self.vec.get_attr("max_episode_steps")[0]
         self.chunk_steps = CHUNK_STEPS
+        self.pending = False
 
     def reset(self, seed: int | None = None) -> TeamObs:
         """Reset every env (env ``e`` gets ``seed + e``) and seed each worker's acting from it."""
@@ -244,9 +256,20 @@ class WorkerTeamVecEnv(TeamVecEnv):
 
     def collect(self, policy: ActingPolicy, n_steps: int, random_steps: int = 0) -> Rollout:
         """``n_steps`` vector steps acted in the workers with a copy of ``policy`` (on the CPU)."""
+        self.collect_async(policy, n_steps, random_steps)
+        return self.collect_wait()
+
+    def collect_async(self, policy: ActingPolicy, n_steps: int, random_steps: int = 0) -> None:
+        """Start ``collect`` in the workers and return at once; ``collect_wait`` gets the rollout."""
         if policy.network.head.weight.device.type != "cpu":
             policy = copy.deepcopy(policy).cpu()
-        return Rollout.concatenate(list(self.vec.call("collect", policy, n_steps, random_steps)))
+        self.vec.call_async("collect", policy, n_steps, random_steps)
+        self.pending = True
+
+    def collect_wait(self) -> Rollout:
+        """The rollout of the chunk started by ``collect_async``, once every worker has sent its part."""
+        self.pending = False
+        return Rollout.concatenate(list(self.vec.call_wait()))
 
     def step(self, actions: np.ndarray) -> TeamStep:
         """Step every env with ``actions [E, N]`` (one round trip to every worker)."""

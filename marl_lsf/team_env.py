@@ -141,10 +141,7 @@ class TeamSpec:
                     f"agent {agent!r} observation has shape {array.shape}{where}, "
                     f"but its observation space has shape {self.obs_shapes[i]}"
                 )
-            if not np.isfinite(array).all():
-                raise EnvError(f"agent {agent!r} observation contains NaN or inf{where}")
-            flat = array.reshape(-1)
-            obs[i, : flat.size] = flat
+            obs[i, : array.size] = array.reshape(-1)
             count = self.action_counts[i]
             if mask is None:
                 avail[i, :count] = True
@@ -158,6 +155,9 @@ class TeamSpec:
                     raise EnvError(f"agent {agent!r} has no available action{where}")
                 avail[i, :count] = mask
             alive[i] = True
+        if not np.isfinite(obs).all():  # one test for all agents (absent ones are zeros)
+            agent = self.agents[int(np.flatnonzero(~np.isfinite(obs).all(axis=1))[0])]
+            raise EnvError(f"agent {agent!r} observation contains NaN or inf{where}")
         return obs, avail, alive
 
 

@@ -464,11 +464,13 @@ class MultiAgentAlgorithm(ABC):
         """Collect until ``train_freq`` episodes end (or the budget is spent).
 
         Each vector step, acted here or in rollout workers (``_next_steps``), is recorded in the
-        replay buffer, the episode statistics, the log and the callbacks, in that order.
+        replay buffer, the episode statistics, the log and the callbacks, in that order. A
+        callback that stops training in the middle of a workers' chunk leaves steps unrecorded:
+        the envs then start afresh at the next ``learn``.
         """
         episodes = 0
         while episodes < self.train_freq and self.num_timesteps < total_timesteps:
-            for actions, step in self._next_steps(total_timesteps):
+            for actions, step in self._next_steps(total_timesteps, episodes):
                 self.num_timesteps += self.n_envs
                 self.replay_buffer.add(actions, step)
                 done = self._track_episodes(step)
@@ -482,23 +484,55 @@ class MultiAgentAlgorithm(ABC):
                     self.dump_logs()
                 callback.update_locals(locals())
                 if not callback.on_step():
+                    if isinstance(self.env, WorkerTeamVecEnv):
+                        if self.env.pending:
+                            self.env.collect_wait()
+                        self._last_obs = None
                     return episodes, False
         return episodes, True
 
-    def _next_steps(self, total_timesteps: int) -> Iterable[tuple[np.ndarray, TeamStep]]:
+    def _next_steps(self, total_timesteps: int, episodes: int) -> Iterable[tuple[np.ndarray, TeamStep]]:
         """The next vector steps as ``(actions, step)``: one acted here, or a chunk from the rollout workers.
 
         Actions are uniformly random while fewer than ``learning_starts`` steps have been taken.
-        A chunk is ``marl_lsf.rollout.CHUNK_STEPS`` vector steps (at most the steps left in the budget).
+        ``episodes`` have ended in this collection phase so far.
         """
-        random_steps = max(0, -(-(self.learning_starts - self.num_timesteps) // self.n_envs))
         if isinstance(self.env, WorkerTeamVecEnv):
-            steps_left = -(-(total_timesteps - self.num_timesteps) // self.n_envs)
-            return self.env.collect(self.policy, min(self.env.chunk_steps, steps_left), random_steps).steps()
+            return self._worker_steps(self.env, total_timesteps, episodes)
         actions, step, self._hidden = rollout_step(
-            self.policy, self.env, self._last_obs, self._hidden, random_steps > 0, self._rng
+            self.policy,
+            self.env,
+            self._last_obs,
+            self._hidden,
+            self.num_timesteps < self.learning_starts,
+            self._rng,
         )
         return ((actions, step),)
+
+    def _worker_steps(
+        self, env: WorkerTeamVecEnv, total_timesteps: int, episodes: int
+    ) -> Iterable[tuple[np.ndarray, TeamStep]]:
+        """The next chunk of the rollout workers (``marl_lsf.rollout.CHUNK_STEPS`` vector steps at most).
+
+        When no training can come before the chunk after it (too few episodes end in this one, or
+        the warm-up goes on) the workers start that chunk at once, while this one is recorded: it
+        is acted with the same policy, and the same random warm-up, as it would be if asked for
+        afterwards.
+        """
+
+        def start(timesteps: int) -> None:
+            steps_left = -(-(total_timesteps - timesteps) // self.n_envs)
+            random_steps = max(0, -(-(self.learning_starts - timesteps) // self.n_envs))
+            env.collect_async(self.policy, min(env.chunk_steps, steps_left), random_steps)
+
+        if not env.pending:
+            start(self.num_timesteps)
+        rollout = env.collect_wait()
+        after = self.num_timesteps + rollout.num_steps * self.n_envs
+        trains_next = episodes + rollout.episodes >= self.train_freq and after >= self.learning_starts
+        if not trains_next and after < total_timesteps:
+            start(after)
+        return rollout.steps()
 
     def _track_episodes(self, step: TeamStep) -> np.ndarray:
         self._episode_return += step.reward
