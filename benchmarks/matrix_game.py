@@ -49,14 +49,16 @@ class Config:
 
 
 #: Constructor arguments shared by every run: the library defaults, with a 500-step uniformly
-#: random warm-up before training for every algorithm.
-COMMON: dict[str, Any] = {"learning_starts": 500}
+#: random warm-up before training, and 8 games played side by side in this process per vector step
+#: with one gradient step (a batch of 32 games from the replay buffer) per 8 games.
+COMMON: dict[str, Any] = {"learning_starts": 500, "n_envs": 8, "vectorization": "sync", "train_freq": 8}
+STEPS = 20_000
 
 CONFIGS = (
-    Config("LSF-SAC", LSFSAC, 5000),
-    Config("MASAC (LSF-SAC, latent_dim=0)", LSFSAC, 5000, {"latent_dim": 0}),
-    Config("QMIX", QMIX, 5000),
-    Config("VDN", VDN, 5000),
+    Config("LSF-SAC", LSFSAC, STEPS),
+    Config("MASAC (LSF-SAC, latent_dim=0)", LSFSAC, STEPS, {"latent_dim": 0}),
+    Config("QMIX", QMIX, STEPS),
+    Config("VDN", VDN, STEPS),
 )
 
 #: Heading of the hand-written experiments section of the results file, kept when it is rewritten.
@@ -145,11 +147,11 @@ def report(
         "",
         "QTRAN's one-step game `[[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]` (`envs.matrix_game_v0`"
         " defaults). Each run trains one model for a fixed number of environment steps (every step"
-        " is a whole episode, followed by one gradient step), then reads the greedy joint action"
-        " of the decentralized agents (`predict(..., deterministic=True)`).",
+        " is a whole game; 8 games are played side by side, then one gradient step is taken), then"
+        " reads the greedy joint action of the decentralized agents (`predict(..., deterministic=True)`).",
         "",
         f"- Command: `{command}`",
-        f"- Machine: {platform.machine()}, nproc = {os.cpu_count()} (shared with other jobs),"
+        f"- Machine: {platform.machine()}, nproc = {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at the end,"
         f" Python {platform.python_version()}, torch {torch.__version__}, {workers} worker processes,"
         " torch threads = 1",
         f"- Wall time: {wall / 60:.1f} min for {len(results)} runs",

@@ -53,6 +53,29 @@ def test_spaces_3m() -> None:
     assert all(o["observation"].dtype == np.float32 for o in obs.values())
 
 
+def test_state_is_normalized_like_smacs() -> None:
+    """Positions in [-1, 1] around the map centre, weapon cooldowns in [0, 1], health fractions kept."""
+    env = smax_v0.parallel_env("3m")
+    features = list(env._core.env.own_features)  # health, x, y, cooldown, 6 unit-type bits
+    rng = np.random.default_rng(0)
+    states = []
+    obs, _ = env.reset(seed=0)
+    while env.agents:
+        states.append(env.state())
+        obs, *_ = env.step(random_actions(env, obs, rng))
+    units = np.stack(states)[:, : 6 * len(features)].reshape(len(states), 6, len(features))
+    x, y = units[..., features.index("position_x")], units[..., features.index("position_y")]
+    cooldown, health = units[..., features.index("weapon_cooldown")], units[..., features.index("health")]
+    assert len(states) > 5
+    assert (np.abs(x) <= 1).all() and (np.abs(y) <= 1).all() and x.std() > 0.05
+    assert (cooldown >= 0).all() and (cooldown <= 1).all() and (cooldown > 0).any()
+    assert (health >= 0).all() and (health <= 1).all() and (health == 1).any()
+    # The first state is SMAX's own world state with those columns rescaled.
+    raw = np.asarray(env._core.env.get_world_state(env._core.reset(env._core.jax.random.PRNGKey(0))[1]))
+    assert np.allclose(units[0, :, 0], raw[: 6 * len(features)].reshape(6, -1)[:, 0])
+    assert np.allclose(x[0], raw[1 : 6 * len(features) : len(features)] / 16 - 1)
+
+
 def test_dead_units_leave_and_masks_are_honoured() -> None:
     env = smax_v0.parallel_env("3m")
     rng = np.random.default_rng(0)
