@@ -1,6 +1,7 @@
 """The LSF-SAC paper's one-step matrix game (section VI-A, Table I): who finds the optimum (A, A)?
 
-Trains LSF-SAC (library defaults), MASAC (LSF-SAC without latent messages), QMIX and VDN on the default payoff of
+Trains LSF-SAC (library defaults), MASAC (LSF-SAC without latent messages), LSF-SAC with a 4-unit
+QMIX mixing layer (instead of 32), QMIX and VDN on the default payoff of
 ``envs.matrix_game_v0`` for several seeds with a fixed budget of environment steps each, then
 reads out every model's greedy joint action (each agent's own greedy action, as at execution),
 its payoff, and the utilities Q_1, Q_2 and Q_tot of ``marl_lsf.utility_tables``. Writes
@@ -57,6 +58,7 @@ STEPS = 20_000
 CONFIGS = (
     Config("LSF-SAC", LSFSAC, STEPS),
     Config("MASAC (LSF-SAC, latent_dim=0)", LSFSAC, STEPS, {"latent_dim": 0}),
+    Config("LSF-SAC, 4-unit mixing layer", LSFSAC, STEPS, {"mixer_embed_dim": 4}),
     Config("QMIX", QMIX, STEPS),
     Config("VDN", VDN, STEPS),
 )

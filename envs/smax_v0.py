@@ -14,8 +14,12 @@ Conventions (the same as ``envs.smac_v1``):
   ``[-1, 1]`` around the map centre and weapon cooldowns in ``[0, 1]`` (SMAX gives positions in map
   units, 0..32, and lets cooldowns run below zero to -10 and beyond; fed raw to QMIX's
   hypernetworks they inflated the initial joint values twenty-fold);
-* every agent acting in a step gets the same team reward (SMAX's ally reward: the enemies' health
-  lost, normalised, plus ``won_battle_bonus`` for a win);
+* every agent acting in a step gets the same team reward: SMAX's ally reward (the enemies' health
+  lost, normalised, plus ``won_battle_bonus`` for a win) rescaled as SMAC's ``reward_scale`` does, so
+  that the best possible return is ``reward_scale_rate`` (20 by default, SMAC's default; SMAX's own
+  best is ``1 + won_battle_bonus`` = 2). The scale matters to maximum-entropy learners such as
+  LSF-SAC, whose entropy bonus is weighed against the reward; ``reward_scale_rate=None`` keeps
+  SMAX's own rewards;
 * an agent whose unit dies terminates and leaves ``agents`` (its last observation is all zeros);
 * a won, lost or drawn battle terminates every remaining agent; the time limit, SMAX's
   ``max_steps`` (default 100) steps, truncates them; ``infos[agent]["battle_won"]`` is set at the
@@ -90,7 +94,9 @@ class _SmaxCore:
     same battles.
     """
 
-    def __init__(self, map_name: str, smax_kwargs: Mapping[str, Any]) -> None:
+    def __init__(
+        self, map_name: str, smax_kwargs: Mapping[str, Any], reward_scale_rate: float | None
+    ) -> None:
         jax, jnp, jaxmarl, smax_module = _import_jaxmarl()
         valid = map_names()
         if map_name not in valid:
@@ -105,6 +111,8 @@ class _SmaxCore:
         self.env = jaxmarl.make(
             "HeuristicEnemySMAX", scenario=smax_module.map_name_to_scenario(map_name), **smax_kwargs
         )
+        best_return = 1.0 + float(self.env.won_battle_bonus)
+        self.reward_scale = 1.0 if reward_scale_rate is None else float(reward_scale_rate) / best_return
         self.n_agents = int(self.env.num_allies)
         self.n_enemies = int(self.env.num_enemies)
         self.n_actions = int(self.env.num_ally_actions)
@@ -174,7 +182,7 @@ class _SmaxCore:
         # max_steps + 1 steps; the episode limit here is exactly max_steps steps.
         truncated = (state.state.step >= self.max_steps) & ~terminated
         won = enemies_dead & ~allies_dead
-        reward = rewards[self.allies[0]].astype(jnp.float32)
+        reward = (rewards[self.allies[0]] * self.reward_scale).astype(jnp.float32)
         return key, state, self._arrays(obs, state), reward, terminated, truncated, won
 
     def _team_arrays(self, arrays: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -229,15 +237,15 @@ class _SmaxCore:
 _CORES: dict[Any, _SmaxCore] = {}
 
 
-def _core(map_name: str, smax_kwargs: Mapping[str, Any]) -> _SmaxCore:
+def _core(map_name: str, smax_kwargs: Mapping[str, Any], reward_scale_rate: float | None) -> _SmaxCore:
     """The shared ``_SmaxCore`` of this map and configuration (built once per process)."""
     try:
-        cache_key: Any = (map_name, tuple(sorted(smax_kwargs.items())))
+        cache_key: Any = (map_name, reward_scale_rate, tuple(sorted(smax_kwargs.items())))
         hash(cache_key)
     except TypeError:
-        return _SmaxCore(map_name, smax_kwargs)
+        return _SmaxCore(map_name, smax_kwargs, reward_scale_rate)
     if cache_key not in _CORES:
-        _CORES[cache_key] = _SmaxCore(map_name, smax_kwargs)
+        _CORES[cache_key] = _SmaxCore(map_name, smax_kwargs, reward_scale_rate)
     return _CORES[cache_key]
 
 
@@ -245,11 +253,19 @@ def _random_seed() -> int:
     return int(np.random.default_rng().integers(2**31))
 
 
+#: SMAC's default ``reward_scale_rate``: rewards are scaled so that the best return is 20.
+REWARD_SCALE_RATE = 20.0
+
+
 def parallel_env(
-    map_name: str = "3m", render_mode: str | None = None, seed: int | None = None, **smax_kwargs: Any
+    map_name: str = "3m",
+    render_mode: str | None = None,
+    seed: int | None = None,
+    reward_scale_rate: float | None = REWARD_SCALE_RATE,
+    **smax_kwargs: Any,
 ) -> SMAXEnv:
     """Build a :class:`SMAXEnv` on ``map_name`` (PettingZoo's usual module-level constructor)."""
-    return SMAXEnv(map_name=map_name, render_mode=render_mode, seed=seed, **smax_kwargs)
+    return SMAXEnv(map_name, render_mode, seed, reward_scale_rate, **smax_kwargs)
 
 
 class SMAXEnv(_starcraft.StarCraftSpaces, ParallelEnv[str, dict[str, np.ndarray], int]):
@@ -260,6 +276,8 @@ class SMAXEnv(_starcraft.StarCraftSpaces, ParallelEnv[str, dict[str, np.ndarray]
             :func:`map_names`).
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the units' health as text).
         seed: seed of the first ``reset()`` when that reset is given none.
+        reward_scale_rate: the best possible return after scaling (SMAC's ``reward_scale_rate``);
+            None keeps SMAX's own rewards.
         **smax_kwargs: keyword arguments of JaxMARL's ``HeuristicEnemySMAX``/``SMAX``, e.g.
             ``max_steps``, ``won_battle_bonus``, ``attack_mode``, ``enemy_shoots``.
 
@@ -275,10 +293,16 @@ class SMAXEnv(_starcraft.StarCraftSpaces, ParallelEnv[str, dict[str, np.ndarray]
         map_name: str = "3m",
         render_mode: str | None = None,
         seed: int | None = None,
+        reward_scale_rate: float | None = REWARD_SCALE_RATE,
         **smax_kwargs: Any,
     ) -> None:
         check_render_mode(render_mode, self.metadata["render_modes"])
-        self._core = _core(map_name, smax_kwargs)
+        if reward_scale_rate is not None and not reward_scale_rate > 0:
+            raise ValueError(
+                f"reward_scale_rate must be a positive number or None, got {reward_scale_rate!r}"
+            )
+        self._core = _core(map_name, smax_kwargs, reward_scale_rate)
+        self.reward_scale_rate = reward_scale_rate
         self.map_name = map_name
         self.render_mode = render_mode
         self.smax_kwargs = dict(smax_kwargs)
@@ -353,7 +377,7 @@ class SMAXEnv(_starcraft.StarCraftSpaces, ParallelEnv[str, dict[str, np.ndarray]
 
     def make_team_vec_env(self, num_envs: int = 1) -> SmaxTeamVecEnv:
         """``num_envs`` battles of this map and configuration in one vmapped, jitted step."""
-        return SmaxTeamVecEnv(self.map_name, num_envs, seed=self._seed, **self.smax_kwargs)
+        return SmaxTeamVecEnv(self.map_name, num_envs, self._seed, self.reward_scale_rate, **self.smax_kwargs)
 
 
 class SmaxTeamVecEnv(TeamVecEnv):
@@ -371,15 +395,21 @@ class SmaxTeamVecEnv(TeamVecEnv):
         map_name: a SMAX map (see :func:`map_names`).
         num_envs: number of battles.
         seed: seed of the first ``reset()`` when that reset is given none.
+        reward_scale_rate: as for :class:`SMAXEnv`.
         **smax_kwargs: as for :class:`SMAXEnv`.
     """
 
     def __init__(
-        self, map_name: str = "3m", num_envs: int = 1, seed: int | None = None, **smax_kwargs: Any
+        self,
+        map_name: str = "3m",
+        num_envs: int = 1,
+        seed: int | None = None,
+        reward_scale_rate: float | None = REWARD_SCALE_RATE,
+        **smax_kwargs: Any,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        env = SMAXEnv(map_name, seed=seed, **smax_kwargs)
+        env = SMAXEnv(map_name, seed=seed, reward_scale_rate=reward_scale_rate, **smax_kwargs)
         self._core = env._core
         self.spec: TeamSpec = build_spec(env)
         self.num_envs = num_envs
@@ -449,4 +479,4 @@ def _team_obs(arrays: tuple[Any, ...]) -> TeamObs:
     return TeamObs(obs, state, avail, alive)
 
 
-__all__ = ["INSTALL_HINT", "SMAXEnv", "SmaxTeamVecEnv", "map_names", "parallel_env"]
+__all__ = ["INSTALL_HINT", "REWARD_SCALE_RATE", "SMAXEnv", "SmaxTeamVecEnv", "map_names", "parallel_env"]

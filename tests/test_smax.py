@@ -205,6 +205,26 @@ def test_vector_env_matches_parallel_env() -> None:
         batch = step.next
 
 
+def test_rewards_are_scaled_as_smacs() -> None:
+    """SMAC's reward scale: returns out of 20 (SMAX's own, out of 2, with ``reward_scale_rate=None``)."""
+    scaled, raw = smax_v0.parallel_env("3m"), smax_v0.parallel_env("3m", reward_scale_rate=None)
+    with pytest.raises(ValueError, match="reward_scale_rate"):
+        smax_v0.parallel_env("3m", reward_scale_rate=0)
+    obs, _ = scaled.reset(seed=3)
+    raw.reset(seed=3)
+    total = 0.0
+    while scaled.agents:
+        masks = np.stack([obs[agent]["action_mask"] for agent in scaled.agents]).astype(bool)
+        actions = dict(zip(scaled.agents, attack_or_advance(masks).tolist(), strict=True))
+        obs, rewards, *_ = scaled.step(actions)
+        _, raw_rewards, *_ = raw.step(actions)
+        assert rewards.keys() == raw_rewards.keys()
+        for agent in rewards:
+            assert rewards[agent] == pytest.approx(10 * raw_rewards[agent], rel=1e-5)
+        total += next(iter(rewards.values()))
+    assert 1 < total <= 20 + 1e-4
+
+
 def test_win_is_reported_with_the_bonus() -> None:
     vec = smax_v0.SmaxTeamVecEnv("3m", num_envs=2)  # the shape compiled by the test above
     current = vec.reset(seed=0)
@@ -214,7 +234,7 @@ def test_win_is_reported_with_the_bonus() -> None:
         for e in np.flatnonzero(step.terminated | step.truncated):
             won = step.infos[e]["won"]
             assert won in (0.0, 1.0) and step.infos[e]["battle_won"] == won
-            assert (step.reward[e] >= 1.0) == (won == 1.0)
+            assert (step.reward[e] >= 10.0) == (won == 1.0)  # the bonus, 1, scaled by 20 / 2
             if won:
                 assert step.terminated[e] and step.final.alive[e].any()
             outcomes.append(won)
