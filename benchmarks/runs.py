@@ -40,10 +40,13 @@ class Job:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
+    name: str | None = None
 
     @property
     def label(self) -> str:
-        """The curve group this run belongs to."""
+        """The curve group this run belongs to: ``name``, else the algorithm and its extra arguments."""
+        if self.name is not None:
+            return self.name
         extra = ",".join(
             f"{k}={v}" for k, v in sorted(self.algo_kwargs.items()) if k not in ("n_envs", "device")
         )
@@ -91,7 +94,14 @@ def run_job(job: Job) -> dict[str, Any]:
         factory = make_env_factory(job.env, **job.env_kwargs)
         algo = getattr(marl_lsf, job.algo)
         model = algo(job.policy, factory, seed=job.seed, **job.algo_kwargs)
-        evaluation = EvalCallback(factory, job.eval_every, job.eval_episodes, seed=10_000 + job.seed)
+        walls: list[float] = []
+        evaluation = EvalCallback(
+            factory,
+            job.eval_every,
+            job.eval_episodes,
+            seed=10_000 + job.seed,
+            on_result=lambda *_: walls.append(time.perf_counter() - start),
+        )
         callbacks: list[BaseCallback] = [evaluation]
         if job.time_limit is not None:
             callbacks.append(WallClockLimit(job.time_limit))
@@ -104,6 +114,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "steps": [step for step, _ in history],
         "returns": [result.mean_return for _, result in history],
         "win_rates": [result.win_rate for _, result in history],
+        "walls": walls,
         "wall": time.perf_counter() - start,
         "num_timesteps": model.num_timesteps,
         "updates": model._n_updates,

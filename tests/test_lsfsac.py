@@ -7,9 +7,11 @@ import pytest
 import torch
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+from torch import nn
 
 from envs import matrix_game_v0, predator_prey_v0
 from marl_lsf import LSFSAC, evaluate_policy
+from marl_lsf.nets import LatentCritic
 from marl_lsf.team_env import EnvError
 
 
@@ -323,3 +325,39 @@ def test_trains_on_a_supersuit_wrapped_env() -> None:
     assert model.spec.obs_shapes[0] == (5, 5, 6)
     model.learn(200)
     assert evaluate_policy(model, make(), 2).mean_length == 20
+
+
+def test_messages_carry_the_senders_policy() -> None:
+    """The message loss (eq. 12) makes each agent's outgoing messages predict its own action.
+
+    Agent j's policy here is a function of its observation bit; after training the message loss
+    alone, the decoder reads j's action off the messages j sends (cross-entropy near 0), so the
+    messages j sends to the other agent differ with j's bit: the receiver's critic gets j's policy.
+    """
+    torch.manual_seed(0)
+    critic = LatentCritic(in_dim=2, n_agents=2, n_actions=2, hidden_dim=32, latent_dim=3)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    bits = torch.randint(0, 2, (256, 1, 2))
+    x = torch.stack([bits.float(), 1 - bits.float()], dim=-1)  # [B, T=1, N, 2]
+    labels = nn.functional.one_hot(bits, 2).float()  # agent j's policy: action = its bit
+    for _ in range(300):
+        _, latent, _ = critic(x)
+        log_q_psi = torch.log_softmax(latent.decoder_logits, -1)
+        loss = -(labels * log_q_psi).sum(-1).mean() + 1e-3 * 0.5 * latent.mu.pow(2).sum((-2, -1)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    _, latent, _ = critic(x, sample=False)
+    assert (latent.decoder_logits.argmax(-1) == bits).float().mean() > 0.99
+    for sender, receiver in ((0, 1), (1, 0)):
+        sent = latent.mu[:, 0, sender, receiver]  # [B, d]
+        gap = (sent[bits[:, 0, sender] == 1].mean(0) - sent[bits[:, 0, sender] == 0].mean(0)).norm()
+        assert gap > 1.0, f"messages {sender}->{receiver} do not depend on the sender's policy"
+
+
+def test_temperature_has_its_own_learning_rate() -> None:
+    model = LSFSAC("MlpPolicy", tiny_predator_prey(), seed=0, batch_size=4, ent_coef_learning_rate=0.01)
+    model.learn(100)
+    assert model.ent_coef_optimizer.param_groups[0]["lr"] == 0.01
+    assert model.critic_optimizer.param_groups[0]["lr"] == model.actor_optimizer.param_groups[0]["lr"] == 5e-4
+    assert model._params()["ent_coef_learning_rate"] == 0.01

@@ -48,6 +48,10 @@ class LSFSAC(MultiAgentAlgorithm):
             minimum, as in SAC).
         actor_learning_rate: actor learning rate, a float or a schedule (default: ``learning_rate``). The paper's
             lambda_2 only rescales the actor's gradients, which Adam ignores, so it is not offered.
+        ent_coef_learning_rate: learning rate of log(alpha) with ``ent_coef="auto..."``, a float or
+            a schedule (default: ``learning_rate``). Runs with few gradient steps (one per episode
+            or fewer, as here) may need a faster one than SAC's usual ``learning_rate`` for the
+            temperature to keep up with the policy (RLlib's SAC has the same separate rate).
         **kwargs: the arguments of ``MultiAgentAlgorithm``.
     """
 
@@ -77,6 +81,7 @@ class LSFSAC(MultiAgentAlgorithm):
         kl_coef: float = 1e-3,
         n_critics: int = 1,
         actor_learning_rate: float | Schedule | None = None,
+        ent_coef_learning_rate: float | Schedule | None = None,
         **kwargs: Any,
     ) -> None:
         self.ent_coef = ent_coef
@@ -94,6 +99,7 @@ class LSFSAC(MultiAgentAlgorithm):
         self.kl_coef = kl_coef
         self.n_critics = n_critics
         self.actor_learning_rate = actor_learning_rate
+        self.ent_coef_learning_rate = ent_coef_learning_rate
         super().__init__(policy, env, **kwargs)
 
     def _params(self) -> dict[str, Any]:
@@ -105,9 +111,8 @@ class LSFSAC(MultiAgentAlgorithm):
             "latent_coef": self.latent_coef,
             "kl_coef": self.kl_coef,
             "n_critics": self.n_critics,
-            "actor_learning_rate": self.actor_learning_rate
-            if self.actor_learning_rate is None or isinstance(self.actor_learning_rate, int | float)
-            else self.actor_lr_schedule(1.0),
+            "actor_learning_rate": _saved_rate(self.actor_learning_rate, self.actor_lr_schedule),
+            "ent_coef_learning_rate": _saved_rate(self.ent_coef_learning_rate, self.ent_coef_lr_schedule),
         }
 
     def _build_networks(self) -> None:
@@ -124,17 +129,23 @@ class LSFSAC(MultiAgentAlgorithm):
         ).to(self.device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.mixers_target = copy.deepcopy(self.mixers).requires_grad_(False)
-        lr = self.lr_schedule(1.0)
-        self.actor_lr_schedule = (
-            self.lr_schedule if self.actor_learning_rate is None else FloatSchedule(self.actor_learning_rate)
-        )
+        self.actor_lr_schedule = self._own_schedule(self.actor_learning_rate)
+        self.ent_coef_lr_schedule = self._own_schedule(self.ent_coef_learning_rate)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr_schedule(1.0))
         self.critic_optimizer = torch.optim.Adam(
-            [*self.critics.parameters(), *self.mixers.parameters()], lr=lr
+            [*self.critics.parameters(), *self.mixers.parameters()], lr=self.lr_schedule(1.0)
         )
         self.log_ent_coef = torch.full((1,), math.log(self.initial_ent_coef), device=self.device)
         self.log_ent_coef.requires_grad_(self.auto_ent_coef)
-        self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=lr) if self.auto_ent_coef else None
+        self.ent_coef_optimizer = (
+            torch.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr_schedule(1.0))
+            if self.auto_ent_coef
+            else None
+        )
+
+    def _own_schedule(self, rate: float | Schedule | None) -> Schedule:
+        """A learning rate of its own, or the shared ``learning_rate`` schedule when ``rate`` is None."""
+        return self.lr_schedule if rate is None else FloatSchedule(rate)
 
     @torch.no_grad()
     def policy_probs(self, obs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -148,10 +159,16 @@ class LSFSAC(MultiAgentAlgorithm):
         return torch.full(avail.shape[:-1], float(self.target_entropy), device=avail.device)
 
     def _update_learning_rates(self) -> None:
-        self._update_learning_rate([self.critic_optimizer, *filter(None, [self.ent_coef_optimizer])])
-        actor_lr = self.actor_lr_schedule(self._current_progress_remaining)
-        update_learning_rate(self.actor_optimizer, actor_lr)
-        self.logger.record("train/actor_learning_rate", actor_lr)
+        self._update_learning_rate([self.critic_optimizer])
+        own = (
+            ("actor_learning_rate", self.actor_optimizer, self.actor_lr_schedule),
+            ("ent_coef_learning_rate", self.ent_coef_optimizer, self.ent_coef_lr_schedule),
+        )
+        for key, optimizer, schedule in own:
+            if optimizer is not None:
+                rate = schedule(self._current_progress_remaining)
+                update_learning_rate(optimizer, rate)
+                self.logger.record(f"train/{key}", rate)
 
     def _target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.critics, self.critics_target), (self.mixers, self.mixers_target)]
@@ -200,7 +217,8 @@ class LSFSAC(MultiAgentAlgorithm):
             q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
             q_tot = mixer(q_taken, batch.state[:, :-1])
             td_loss = td_loss + ((q_tot - y).pow(2) * filled).sum() / n_steps
-            # L_m = CE(pi_j as soft labels, q_psi(. | tau_j, m_j)) + beta KL(N(mu_j, I) || N(0, I)).
+            # L_m = CE(pi_j as soft labels, q_psi(. | m_{j->.}, j)) + beta KL(N(mu_j, I) || N(0, I)); the decoder
+            # reads the messages j sends (see LatentCritic for why not tau_j).
             if latent is not None:
                 log_q_psi = masked_log_softmax(latent.decoder_logits[:, :-1], batch.avail[:, :-1])
                 cross_entropy = -(pi[:, :-1] * log_q_psi).sum(-1)
@@ -278,6 +296,11 @@ class LSFSAC(MultiAgentAlgorithm):
             "ent_coef": self.log_ent_coef.exp().item(),
             "q_tot_target": ((y * filled).sum() / filled.sum().clamp(min=1.0)).item(),
         }
+
+
+def _saved_rate(rate: float | Schedule | None, schedule: Schedule) -> float | None:
+    """A learning-rate argument as saved: None or a float as given, a schedule by its initial value."""
+    return rate if rate is None or isinstance(rate, int | float) else schedule(1.0)
 
 
 def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:

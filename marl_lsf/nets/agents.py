@@ -56,7 +56,7 @@ class LatentOutput(NamedTuple):
     """What the latent-message machinery produced in a critic forward pass."""
 
     mu: torch.Tensor  # [B, T, N(sender), N(receiver), d] message means f_m(tau_j)
-    decoder_logits: torch.Tensor  # [B, T, N, A] q_psi(a_j | tau_j, m_j)
+    decoder_logits: torch.Tensor  # [B, T, N, A] q_psi(a_j | m_{j->1}, ..., m_{j->n}, j)
 
 
 class LatentCritic(nn.Module):
@@ -65,8 +65,15 @@ class LatentCritic(nn.Module):
     Each agent j's critic features give message means mu_j = f_m(tau_j), one d-dimensional
     message for every receiver i; messages are sampled m_{j->i} ~ N(mu_{j->i}, I) with the
     reparameterization trick. Receiver i's critic head reads its features and
-    m_i = [m_{1->i}, ..., m_{n->i}]; the decoder q_psi predicts agent j's action from j's features
-    and its incoming messages m_j. With ``latent_dim = 0`` there are no messages (MASAC).
+    m_i = [m_{1->i}, ..., m_{n->i}]; the decoder q_psi predicts agent j's action from the messages
+    j sends, [m_{j->1}, ..., m_{j->n}], and j's one-hot id. With ``latent_dim = 0`` there are no
+    messages (MASAC).
+
+    The decoder does not read tau_j, which the paper's q_psi(A_j | T_j, M_j) does: a decentralized
+    policy pi_j is a function of tau_j alone, so a decoder given tau_j predicts a_j without any
+    message, the message loss then puts no pressure on the messages, and its KL term shrinks them to
+    pure N(0, I) noise in every critic's input (``tests/test_lsfsac.py`` shows both). Decoding a_j
+    from what j sends makes those messages carry j's policy to every other critic.
 
     Args:
         in_dim: critic input size (observation + last action + one-hot id).
@@ -98,8 +105,9 @@ class LatentCritic(nn.Module):
                 nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_agents * latent_dim)
             )
             self.decoder = nn.Sequential(
-                nn.Linear(hidden_dim + message_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions)
+                nn.Linear(message_in + n_agents, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions)
             )
+            self.register_buffer("ids", torch.eye(n_agents), persistent=False)
 
     @property
     def uses_latent(self) -> bool:
@@ -121,4 +129,6 @@ class LatentCritic(nn.Module):
         messages = mu + torch.randn_like(mu) if sample else mu
         incoming = messages.transpose(2, 3).reshape(b, t, n, n * self.latent_dim)
         critic_in = torch.cat([features, incoming], dim=-1)
-        return self.q_head(critic_in), LatentOutput(mu, self.decoder(critic_in)), h
+        outgoing = messages.reshape(b, t, n, n * self.latent_dim)
+        decoder_in = torch.cat([outgoing, self.ids.expand(b, t, n, n)], dim=-1)
+        return self.q_head(critic_in), LatentOutput(mu, self.decoder(decoder_in)), h
