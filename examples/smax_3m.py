@@ -24,7 +24,17 @@ def main() -> None:
     from marl_lsf import LSFSAC, evaluate_policy
 
     steps = int(float(os.environ.get("MARL_LSF_EXAMPLE_STEPS", 200_000)))
-    model = LSFSAC("RnnPolicy", smax_v0.parallel_env(map_name="3m", seed=0), n_envs=8, seed=0)
+    # The settings of benchmarks/smax.py: a gradient step per 4 finished battles, a lower entropy
+    # target than the library's 0.5 log|A| and a faster temperature (see benchmarks/results/smax.md).
+    model = LSFSAC(
+        "RnnPolicy",
+        smax_v0.parallel_env(map_name="3m", seed=0),
+        n_envs=8,
+        train_freq=4,
+        target_entropy_scale=0.2,
+        ent_coef_learning_rate=5e-3,
+        seed=0,
+    )
     model.learn(steps, progress_bar=True)
     # Evaluate 16 battles, 8 at a time in one jitted call (any PettingZoo env works here too).
     battles = smax_v0.parallel_env(map_name="3m").make_team_vec_env(num_envs=8)
