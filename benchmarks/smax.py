@@ -1,7 +1,10 @@
 """SMAX (JaxMARL's SMAC) benchmark: LSF-SAC vs QMIX, test win rate over environment steps.
 
-    python benchmarks/smax.py --maps 3m --runs LSFSAC QMIX --seeds 0 1 2 --steps 1000000 \\
-        --time-limit 480 --processes 6 --device cuda
+    python benchmarks/smax.py --maps 3m 2s3z --runs LSFSAC 'LSFSAC:{"latent_dim":0}' QMIX \\
+        --seeds 0 1 2 --steps 1000000 --eval-every 25000 --time-limit 600 --processes 2
+
+(the command of ``results/smax.md``: 89 minutes on 2 cores; on a GPU machine add
+``--device cuda`` and more ``--processes``).
 
 Each run (a ``--runs`` entry: an algorithm, optionally with JSON constructor overrides as in
 ``LSFSAC:{"target_entropy_scale":0.2}``; a map; a seed) trains in its own process with
