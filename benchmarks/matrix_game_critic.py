@@ -78,18 +78,10 @@ def fit(critic: str, width: int, p_a: float, seed: int, updates: int) -> str:
             # The critic's own update (TD loss, eq. 16, and message loss, eq. 12); the policy only
             # labels the decoder's targets here.
             td_loss, latent_loss, _, _ = model.critic_losses(batch, uniform, uniform.log())
-            loss, optimizer = td_loss + model.latent_coef * latent_loss, model.critic_optimizer
-            parameters = [*model.critics.parameters(), *model.mixers.parameters()]
+            model._gradient_step(model.critic_optimizer, td_loss + model.latent_coef * latent_loss)
         else:
-            # QMIX's TD loss on one-step games: (Mixer(s, [Q_i(a_i)]) - r)^2.
-            q, _ = model.q_net(model.actor_inputs(batch.obs))
-            q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
-            loss = (model.mixer(q_taken, batch.state[:, :-1]) - batch.reward).pow(2).mean()
-            optimizer, parameters = model.optimizer, [*model.q_net.parameters(), *model.mixer.parameters()]
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, model.max_grad_norm)
-        optimizer.step()
+            # QMIX's whole update: on one-step games its TD target is the reward.
+            model._train_step(batch)
     tables = utility_tables(model, OBS, STATE)
     return "".join("ABC"[int(np.argmax(q))] for q in tables.utilities)
 

@@ -256,6 +256,15 @@ class MultiAgentAlgorithm(ABC):
     def _update_learning_rates(self) -> None:
         """Set every optimizer's learning rate from its schedule (called before each training phase)."""
 
+    def _gradient_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss``, clip the gradients of ``optimizer``'s parameters to ``max_grad_norm``, step."""
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(
+            [p for group in optimizer.param_groups for p in group["params"]], self.max_grad_norm
+        )
+        optimizer.step()
+
     def train(self, gradient_steps: int, batch_size: int) -> None:
         """Run ``gradient_steps`` updates on batches of ``batch_size`` episodes, then log their mean values.
 

@@ -268,16 +268,10 @@ class LSFSAC(MultiAgentAlgorithm):
 
         td_loss, latent_loss, q_values, y = self.critic_losses(batch, pi, log_pi)
         critic_loss = td_loss + self.latent_coef * latent_loss
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        nn.utils.clip_grad_norm_([*self.critics.parameters(), *self.mixers.parameters()], self.max_grad_norm)
-        self.critic_optimizer.step()
+        self._gradient_step(self.critic_optimizer, critic_loss)
 
         actor_loss = self.actor_loss(batch, pi, log_pi, q_values)
-        self.actor_optimizer.zero_grad()
-        actor_loss.backward()
-        nn.utils.clip_grad_norm_(self.actor.parameters(), self.max_grad_norm)
-        self.actor_optimizer.step()
+        self._gradient_step(self.actor_optimizer, actor_loss)
 
         ent_coef_loss, entropy = self.temperature_loss(batch, pi, log_pi)
         if self.ent_coef_optimizer is not None:

@@ -138,10 +138,7 @@ class QMIX(MultiAgentAlgorithm):
         q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
         q_tot = self.mixer(q_taken, batch.state[:, :-1])
         td_loss = ((q_tot - y).pow(2) * filled).sum() / n_steps
-        self.optimizer.zero_grad()
-        td_loss.backward()
-        nn.utils.clip_grad_norm_([*self.q_net.parameters(), *self.mixer.parameters()], self.max_grad_norm)
-        self.optimizer.step()
+        self._gradient_step(self.optimizer, td_loss)
         return {"td_loss": td_loss.item(), "q_tot": ((q_tot.detach() * filled).sum() / n_steps).item()}
 
 

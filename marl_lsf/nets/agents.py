@@ -72,8 +72,8 @@ class LatentCritic(nn.Module):
     The decoder does not read tau_j, which the paper's q_psi(A_j | T_j, M_j) does: a decentralized
     policy pi_j is a function of tau_j alone, so a decoder given tau_j predicts a_j without any
     message, the message loss then puts no pressure on the messages, and its KL term shrinks them to
-    pure N(0, I) noise in every critic's input (``tests/test_lsfsac.py`` shows both). Decoding a_j
-    from what j sends makes those messages carry j's policy to every other critic.
+    pure N(0, I) noise in every critic's input. Decoding a_j from what j sends makes those messages
+    carry j's policy to every other critic (``test_messages_carry_the_senders_policy``).
 
     Args:
         in_dim: critic input size (observation + last action + one-hot id).
