@@ -3,8 +3,12 @@
     python benchmarks/smax.py --maps 3m 2s3z --runs LSFSAC 'LSFSAC:{"latent_dim":0}' QMIX \\
         --seeds 0 1 2 --steps 1000000 --eval-every 25000 --time-limit 600 --processes 2
 
-(the command of ``results/smax.md``: 89 minutes on 2 cores; on a GPU machine add
-``--device cuda`` and more ``--processes``).
+(the command of ``results/smax.md``, from before ``q_messages``: its LSF-SAC rows are
+``'LSFSAC:{"q_messages":"sample"}'`` today; 89 minutes on 2 cores; on a GPU machine add
+``--device cuda`` and more ``--processes``). LSF-SAC with today's defaults:
+
+    python benchmarks/smax.py --maps 3m 2s3z --runs LSFSAC --seeds 0 1 2 --steps 2000000 \
+        --eval-every 25000 --time-limit 900 --processes 2 --name smax_q_messages
 
 Each run (a ``--runs`` entry: an algorithm, optionally with JSON constructor overrides as in
 ``LSFSAC:{"target_entropy_scale":0.2}``; a map; a seed) trains in its own process with

@@ -302,6 +302,8 @@ def test_bad_constructor_arguments() -> None:
         LSFSAC("MlpPolicy", tiny_predator_prey(), ent_coef="auto_x")
     with pytest.raises(ValueError, match="n_critics"):
         LSFSAC("MlpPolicy", tiny_predator_prey(), n_critics=3)
+    with pytest.raises(ValueError, match="q_messages must be one of"):
+        LSFSAC("MlpPolicy", tiny_predator_prey(), q_messages="mode")
     with pytest.raises(ValueError, match="n_envs > 1 needs a zero-argument factory"):
         LSFSAC("MlpPolicy", tiny_predator_prey(), n_envs=2)
     with pytest.raises(ValueError, match="total_timesteps"):
@@ -353,6 +355,22 @@ def test_messages_carry_the_senders_policy() -> None:
         sent = latent.mu[:, 0, sender, receiver]  # [B, d]
         gap = (sent[bits[:, 0, sender] == 1].mean(0) - sent[bits[:, 0, sender] == 0].mean(0)).norm()
         assert gap > 1.0, f"messages {sender}->{receiver} do not depend on the sender's policy"
+
+
+@pytest.mark.parametrize("q_messages", ["sample", "mean"])
+def test_q_head_reads_sampled_messages_or_their_means(q_messages: str) -> None:
+    """The decoder always reads sampled messages; the Q-head reads samples or, with ``"mean"``, the means."""
+    torch.manual_seed(0)
+    critic = LatentCritic(in_dim=4, n_agents=3, n_actions=5, latent_dim=2, q_messages=q_messages)
+    x = torch.randn(2, 3, 3, 4)
+    (q_1, latent_1, _), (q_2, latent_2, _) = critic(x), critic(x)
+    q_mean, _, _ = critic(x, sample=False)
+    assert not torch.allclose(latent_1.decoder_logits, latent_2.decoder_logits)
+    assert torch.equal(latent_1.mu, latent_2.mu)
+    if q_messages == "mean":
+        assert torch.equal(q_1, q_2) and torch.equal(q_1, q_mean)
+    else:
+        assert not torch.allclose(q_1, q_2) and not torch.allclose(q_1, q_mean)
 
 
 def test_temperature_has_its_own_learning_rate() -> None:

@@ -21,7 +21,7 @@ from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
-from marl_lsf.nets.agents import masked_log_softmax
+from marl_lsf.nets.agents import Q_MESSAGES, masked_log_softmax
 from marl_lsf.nets.policies import SoftmaxPolicy
 
 
@@ -46,6 +46,11 @@ class LSFSAC(MultiAgentAlgorithm):
         kl_coef: beta, the weight of the KL term of the message loss (eq. 12).
         n_critics: 1, or 2 for double Q (two critic+mixer sets; targets and the policy use the
             minimum, as in SAC).
+        q_messages: what each critic's Q-head reads: ``"mean"`` (default), the message means mu,
+            or ``"sample"``, messages sampled m ~ N(mu, I) afresh at every step (the paper). The
+            message decoder reads samples either way, so the message loss (eq. 12) is the same;
+            sampled messages add unit-variance noise to every Q input, which cost win rate on
+            SMAX 3m (benchmarks/results/smax_q_messages.md).
         actor_learning_rate: actor learning rate, a float or a schedule (default: ``learning_rate``). The paper's
             lambda_2 only rescales the actor's gradients, which Adam ignores, so it is not offered.
         ent_coef_learning_rate: learning rate of log(alpha) with ``ent_coef="auto..."``, a float or
@@ -80,6 +85,7 @@ class LSFSAC(MultiAgentAlgorithm):
         latent_coef: float = 1.0,
         kl_coef: float = 1e-3,
         n_critics: int = 1,
+        q_messages: str = "mean",
         actor_learning_rate: float | Schedule | None = None,
         ent_coef_learning_rate: float | Schedule | None = None,
         **kwargs: Any,
@@ -92,12 +98,15 @@ class LSFSAC(MultiAgentAlgorithm):
             raise ValueError(f"latent_dim must be >= 0 (0 turns latent messages off), got {latent_dim}")
         if n_critics not in (1, 2):
             raise ValueError(f"n_critics must be 1 or 2 (double Q), got {n_critics}")
+        if q_messages not in Q_MESSAGES:
+            raise ValueError(f"q_messages must be one of {Q_MESSAGES}, got {q_messages!r}")
         self.target_entropy = target_entropy
         self.target_entropy_scale = target_entropy_scale
         self.latent_dim = latent_dim
         self.latent_coef = latent_coef
         self.kl_coef = kl_coef
         self.n_critics = n_critics
+        self.q_messages = q_messages
         self.actor_learning_rate = actor_learning_rate
         self.ent_coef_learning_rate = ent_coef_learning_rate
         super().__init__(policy, env, **kwargs)
@@ -111,6 +120,7 @@ class LSFSAC(MultiAgentAlgorithm):
             "latent_coef": self.latent_coef,
             "kl_coef": self.kl_coef,
             "n_critics": self.n_critics,
+            "q_messages": self.q_messages,
             "actor_learning_rate": _saved_rate(self.actor_learning_rate, self.actor_lr_schedule),
             "ent_coef_learning_rate": _saved_rate(self.ent_coef_learning_rate, self.ent_coef_lr_schedule),
         }
@@ -120,7 +130,7 @@ class LSFSAC(MultiAgentAlgorithm):
         self.actor = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
         self.policy = SoftmaxPolicy(self.actor)
         self.critics = nn.ModuleList(
-            LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso)
+            LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso, self.q_messages)
             for _ in range(self.n_critics)
         ).to(self.device)
         self.mixers = nn.ModuleList(

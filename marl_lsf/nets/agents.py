@@ -52,6 +52,10 @@ class AgentNetwork(nn.Module):
         return self.head(features), h
 
 
+#: What the Q-head of a ``LatentCritic`` reads: sampled messages (the paper) or their means.
+Q_MESSAGES = ("sample", "mean")
+
+
 class LatentOutput(NamedTuple):
     """What the latent-message machinery produced in a critic forward pass."""
 
@@ -64,8 +68,8 @@ class LatentCritic(nn.Module):
 
     Each agent j's critic features give message means mu_j = f_m(tau_j), one d-dimensional
     message for every receiver i; messages are sampled m_{j->i} ~ N(mu_{j->i}, I) with the
-    reparameterization trick. Receiver i's critic head reads its features and
-    m_i = [m_{1->i}, ..., m_{n->i}]; the decoder q_psi predicts agent j's action from the messages
+    reparameterization trick. Receiver i's critic head reads its features and the means of
+    m_i = [m_{1->i}, ..., m_{n->i}] (or, with ``q_messages="sample"``, the samples); the decoder q_psi predicts agent j's action from the messages
     j sends, [m_{j->1}, ..., m_{j->n}], and j's one-hot id. With ``latent_dim = 0`` there are no
     messages (MASAC).
 
@@ -82,6 +86,8 @@ class LatentCritic(nn.Module):
         hidden_dim: torso width.
         latent_dim: message size d (the authors used 3); 0 turns latent information off.
         torso: ``"mlp"`` or ``"rnn"``.
+        q_messages: ``"mean"``: the Q-head reads the message means mu_{j->i}, and only the
+            decoder reads samples; ``"sample"``: it reads the sampled messages m_{j->i} (the paper).
     """
 
     def __init__(
@@ -92,9 +98,12 @@ class LatentCritic(nn.Module):
         hidden_dim: int = 64,
         latent_dim: int = 3,
         torso: str = "mlp",
+        q_messages: str = "mean",
     ) -> None:
         super().__init__()
-        self.n_agents, self.latent_dim = n_agents, latent_dim
+        if q_messages not in Q_MESSAGES:
+            raise ValueError(f"q_messages must be one of {Q_MESSAGES}, got {q_messages!r}")
+        self.n_agents, self.latent_dim, self.q_messages = n_agents, latent_dim, q_messages
         self.torso = make_torso(torso, in_dim, hidden_dim)
         message_in = n_agents * latent_dim
         self.q_head = nn.Sequential(
@@ -127,7 +136,8 @@ class LatentCritic(nn.Module):
         b, t, n, _ = features.shape
         mu = self.encoder(features).view(b, t, n, n, self.latent_dim)
         messages = mu + torch.randn_like(mu) if sample else mu
-        incoming = messages.transpose(2, 3).reshape(b, t, n, n * self.latent_dim)
+        read = messages if self.q_messages == "sample" else mu
+        incoming = read.transpose(2, 3).reshape(b, t, n, n * self.latent_dim)
         critic_in = torch.cat([features, incoming], dim=-1)
         outgoing = messages.reshape(b, t, n, n * self.latent_dim)
         decoder_in = torch.cat([outgoing, self.ids.expand(b, t, n, n)], dim=-1)
