@@ -21,7 +21,7 @@ from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
-from marl_lsf.nets.agents import Q_MESSAGES, masked_log_softmax
+from marl_lsf.nets.agents import check_q_messages, masked_log_softmax
 from marl_lsf.nets.policies import SoftmaxPolicy
 
 
@@ -98,8 +98,7 @@ class LSFSAC(MultiAgentAlgorithm):
             raise ValueError(f"latent_dim must be >= 0 (0 turns latent messages off), got {latent_dim}")
         if n_critics not in (1, 2):
             raise ValueError(f"n_critics must be 1 or 2 (double Q), got {n_critics}")
-        if q_messages not in Q_MESSAGES:
-            raise ValueError(f"q_messages must be one of {Q_MESSAGES}, got {q_messages!r}")
+        check_q_messages(q_messages)
         self.target_entropy = target_entropy
         self.target_entropy_scale = target_entropy_scale
         self.latent_dim = latent_dim

@@ -56,6 +56,12 @@ class AgentNetwork(nn.Module):
 Q_MESSAGES = ("sample", "mean")
 
 
+def check_q_messages(q_messages: str) -> None:
+    """Raise a ``ValueError`` naming the choices unless ``q_messages`` is one of ``Q_MESSAGES``."""
+    if q_messages not in Q_MESSAGES:
+        raise ValueError(f"q_messages must be one of {Q_MESSAGES}, got {q_messages!r}")
+
+
 class LatentOutput(NamedTuple):
     """What the latent-message machinery produced in a critic forward pass."""
 
@@ -69,8 +75,9 @@ class LatentCritic(nn.Module):
     Each agent j's critic features give message means mu_j = f_m(tau_j), one d-dimensional
     message for every receiver i; messages are sampled m_{j->i} ~ N(mu_{j->i}, I) with the
     reparameterization trick. Receiver i's critic head reads its features and the means of
-    m_i = [m_{1->i}, ..., m_{n->i}] (or, with ``q_messages="sample"``, the samples); the decoder q_psi predicts agent j's action from the messages
-    j sends, [m_{j->1}, ..., m_{j->n}], and j's one-hot id. With ``latent_dim = 0`` there are no
+    m_i = [m_{1->i}, ..., m_{n->i}] (or, with ``q_messages="sample"``, the samples); the decoder
+    q_psi predicts agent j's action from the sampled messages j sends, [m_{j->1}, ..., m_{j->n}],
+    and j's one-hot id. With ``latent_dim = 0`` there are no
     messages (MASAC).
 
     The decoder does not read tau_j, which the paper's q_psi(A_j | T_j, M_j) does: a decentralized
@@ -101,8 +108,7 @@ class LatentCritic(nn.Module):
         q_messages: str = "mean",
     ) -> None:
         super().__init__()
-        if q_messages not in Q_MESSAGES:
-            raise ValueError(f"q_messages must be one of {Q_MESSAGES}, got {q_messages!r}")
+        check_q_messages(q_messages)
         self.n_agents, self.latent_dim, self.q_messages = n_agents, latent_dim, q_messages
         self.torso = make_torso(torso, in_dim, hidden_dim)
         message_in = n_agents * latent_dim
