@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from runs import write_keeping_section
 
 from envs import matrix_game_v0
 from envs.matrix_game_v0 import DEFAULT_PAYOFF
@@ -196,9 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(sys.argv)
     results_file = args.out / "matrix_game.md"
-    previous = results_file.read_text() if results_file.exists() else ""
-    experiments = previous[previous.find(EXPERIMENTS_HEADING) :] if EXPERIMENTS_HEADING in previous else ""
-    results_file.write_text(report(configs, results, seeds, command, wall, args.workers) + experiments)
+    write_keeping_section(
+        results_file, report(configs, results, seeds, command, wall, args.workers), EXPERIMENTS_HEADING
+    )
     heatmap([r for r in results if r.seed == seeds[0]], args.out / "matrix_game_qtot.png")
 
 

@@ -47,10 +47,22 @@ class Job:
         """The curve group this run belongs to: ``name``, else the algorithm and its extra arguments."""
         if self.name is not None:
             return self.name
-        extra = ",".join(
-            f"{k}={v}" for k, v in sorted(self.algo_kwargs.items()) if k not in ("n_envs", "device")
+        return run_label(
+            self.algo, {k: v for k, v in self.algo_kwargs.items() if k not in ("n_envs", "device")}
         )
-        return f"{self.algo}" + (f" ({extra})" if extra else "")
+
+
+def run_label(algo: str, kwargs: dict[str, Any]) -> str:
+    """``"ALGO"``, or ``"ALGO (k=v,...)"`` with the given constructor arguments, sorted."""
+    extra = ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+    return algo + (f" ({extra})" if extra else "")
+
+
+def write_keeping_section(path: Path, text: str, heading: str) -> None:
+    """Write a results file, keeping its hand-written section from ``heading`` to the end, if any."""
+    previous = path.read_text() if path.exists() else ""
+    kept = previous[previous.find(heading) :] if heading in previous else ""
+    path.write_text(text + kept)
 
 
 class WallClockLimit(BaseCallback):

@@ -15,7 +15,8 @@ Each run (a ``--runs`` entry: an algorithm, optionally with JSON constructor ove
 ``RnnPolicy`` and ``--n-envs`` battles stepped in one vmapped JAX call; the greedy team is tested
 every ``--eval-every`` steps on ``--eval-episodes`` battles. The settings are pymarl's SMAC
 defaults (``SETTINGS``). Writes, per map, a PNG of the median test win rate with a min-max band
-over seeds, and a markdown summary with the command, machine, steps and wall time to a 0.9 win rate.
+over seeds, and a markdown summary with the command, machine, steps and wall time to a 0.9 win rate
+(keeping the file's hand-written "## Reading" section).
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runs import RESULTS, SUMMARY_HEADER, Job, command, curves, machine, run_jobs, summary_rows
+from runs import (
+    RESULTS,
+    SUMMARY_HEADER,
+    Job,
+    command,
+    curves,
+    machine,
+    run_jobs,
+    run_label,
+    summary_rows,
+    write_keeping_section,
+)
 
 from marl_lsf.plotting import plot_curves
 
@@ -52,6 +64,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 EPSILON_ANNEAL_STEPS = 50_000
 
+#: Heading of a results file's hand-written section, kept when the file is rewritten.
+READING_HEADING = "## Reading (hand-written)"
+
 
 def parse_run(spec: str) -> tuple[str, dict[str, Any]]:
     """``"ALGO"`` or ``"ALGO:{json}"`` -> ``(algo, overrides)``."""
@@ -59,13 +74,6 @@ def parse_run(spec: str) -> tuple[str, dict[str, Any]]:
     if algo not in SETTINGS:
         raise SystemExit(f"unknown algorithm {algo!r} in --runs; expected one of {sorted(SETTINGS)}")
     return algo, json.loads(overrides) if overrides else {}
-
-
-def run_label(algo: str, overrides: dict[str, Any]) -> str:
-    """The curve label of a run spec."""
-    return algo + (
-        " (" + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) + ")" if overrides else ""
-    )
 
 
 def main() -> None:
@@ -156,7 +164,7 @@ def main() -> None:
                     f"updates in {run['wall'] / 60:.1f} min"
                 )
         lines.append("")
-    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    write_keeping_section(out / f"{args.name}.md", "\n".join(lines) + "\n", READING_HEADING)
     print("\n".join(lines))
 
 

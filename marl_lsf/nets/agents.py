@@ -77,8 +77,7 @@ class LatentCritic(nn.Module):
     reparameterization trick. Receiver i's critic head reads its features and the means of
     m_i = [m_{1->i}, ..., m_{n->i}] (or, with ``q_messages="sample"``, the samples); the decoder
     q_psi predicts agent j's action from the sampled messages j sends, [m_{j->1}, ..., m_{j->n}],
-    and j's one-hot id. With ``latent_dim = 0`` there are no
-    messages (MASAC).
+    and j's one-hot id. With ``latent_dim = 0`` there are no messages (MASAC).
 
     The decoder does not read tau_j, which the paper's q_psi(A_j | T_j, M_j) does: a decentralized
     policy pi_j is a function of tau_j alone, so a decoder given tau_j predicts a_j without any
