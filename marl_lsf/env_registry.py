@@ -23,7 +23,7 @@ from pettingzoo import ParallelEnv
 #: Short names and the factory each stands for.
 SHORT_NAMES: dict[str, str] = {
     "matrix_game": "envs.matrix_game_v0:parallel_env",
-    "predator_prey": "envs.predator_prey_v0:parallel_env",
+    "predator_prey": "envs.predator_prey_v1:parallel_env",
 }
 #: Prefixes of map-qualified names (``prefix:map``) and their factory.
 MAP_PREFIXES: dict[str, str] = {

@@ -1,7 +1,7 @@
 """The team view: any PettingZoo ``ParallelEnv`` seen as one fixed-shape, team-level environment.
 
-Every algorithm in marl-lsf consumes environments through this module, so the conventions of
-DESIGN section 3 are settled here once:
+Every algorithm in marl-lsf consumes environments through this module, so these conventions are
+settled here once:
 
 * observations are flattened to ``[n_agents, obs_dim]`` float32 (zero-padded when agents differ);
 * the global state is ``env.state()`` when the env implements it, else the concatenation of all

@@ -32,6 +32,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import (
     FloatSchedule,
+    LinearSchedule,
     configure_logger,
     get_device,
     polyak_update,
@@ -289,6 +290,9 @@ class MultiAgentAlgorithm(ABC):
     _saved_modules: ClassVar[tuple[str, ...]] = ()
     _saved_optimizers: ClassVar[tuple[str, ...]] = ()
     _saved_tensors: ClassVar[tuple[str, ...]] = ()
+    #: Settings that model files written before an option existed were trained with; ``load`` uses
+    #: them where a file lacks the key, so an old model keeps its behaviour rather than the new default.
+    _legacy_params: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def _params(self) -> dict[str, Any]:
@@ -751,7 +755,7 @@ class MultiAgentAlgorithm(ABC):
             )
         try:
             spec = TeamSpec.from_json(data["spec"])
-            params = dict(data["params"])
+            params = {**cls._legacy_params, **dict(data["params"])}
             refused = sorted(key for key in params if key in _LOCAL_ARGUMENTS or key.startswith("_"))
             if refused:
                 raise ModelFileError(
@@ -788,6 +792,21 @@ class MultiAgentAlgorithm(ABC):
             }
             restore_rng_state(data["rng"], rng_tensors, model._rng)
         return model
+
+
+def epsilon_schedule(fraction: float, initial_eps: float, final_eps: float) -> Schedule:
+    """Stable-Baselines3's DQN exploration schedule: epsilon decays linearly from ``initial_eps`` to
+    ``final_eps`` over the first ``fraction`` of the run, then stays there.
+
+    Raises:
+        ValueError: ``fraction`` outside (0, 1] or an epsilon outside [0, 1], each named.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"exploration_fraction must be in (0, 1], got {fraction}")
+    for name, eps in (("exploration_initial_eps", initial_eps), ("exploration_final_eps", final_eps)):
+        if not 0.0 <= eps <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {eps}")
+    return LinearSchedule(initial_eps, final_eps, fraction)
 
 
 def _check_positive(**values: int) -> None:

@@ -1,9 +1,11 @@
 """LSF-SAC: value function factorization with latent state information sharing (Zhou, Lan, Aggarwal).
 
 Centralized training: per-agent critics Q_i(tau_i, ., m_i) conditioned on variational latent
-messages from every agent, mixed by QMIX into Q_tot, trained with a soft (maximum-entropy) TD
-target. Decentralized execution: each agent's actor pi_i(a | tau_i) sees only its own inputs.
-``train()`` follows DESIGN section 4 equation by equation (paper eqs. 12, 14, 15, 16).
+messages from every agent, mixed by QMIX into Q_tot, trained on a TD target (eq. 16) and a
+maximum-entropy policy loss (eq. 14) with a learned temperature (eq. 15). Decentralized execution:
+each agent's actor pi_i(a | tau_i) sees only its own inputs. ``train()`` follows the paper's
+losses equation by equation (eqs. 12, 14, 15, 16); the README lists which options are the paper's,
+which its authors' released code's and which this library's.
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch import nn
 
-from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.algorithms.base import MultiAgentAlgorithm, epsilon_schedule
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
-from marl_lsf.nets.agents import check_q_messages, masked_log_softmax
-from marl_lsf.nets.policies import SoftmaxPolicy
+from marl_lsf.nets.agents import MESSAGE_NETWORKS, check_choice, check_q_messages, masked_log_softmax
+from marl_lsf.nets.policies import EpsilonGreedyPolicy, SoftmaxPolicy
+
+#: The TD targets LSF-SAC offers: the policy's expected target Q, its greedy one, SAC's soft value.
+TD_TARGETS = ("expected", "greedy", "soft")
+#: How LSF-SAC's agents act while training: sampling pi, or epsilon-greedy on argmax pi.
+EXPLORATIONS = ("sample", "epsilon_greedy")
+#: Labels the message decoder is trained on: pi as soft labels, or argmax pi as a hard label.
+DECODER_TARGETS = ("soft", "argmax")
 
 
 class LSFSAC(MultiAgentAlgorithm):
@@ -51,6 +60,24 @@ class LSFSAC(MultiAgentAlgorithm):
             message decoder reads samples either way, so the message loss (eq. 12) is the same;
             sampled messages add unit-variance noise to every Q input, which cost win rate on
             SMAX 3m (benchmarks/results/smax_q_messages.md).
+        td_target: the value of the next state in the TD target (eq. 16), per agent under its
+            policy: ``"expected"``, sum_a pi_i(a) Q_i^-(a), the paper's eq. 16 (no entropy term);
+            ``"greedy"``, Q_i^- at argmax pi_i (the authors' released code); ``"soft"``,
+            sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] (SAC's soft value). Where agents leave
+            an episode early (predator-prey's frozen catchers, SMAC's dead units) the soft value's
+            entropy stream pays the agents for staying in it.
+        exploration: how agents act while training: ``"sample"`` draws from pi (SAC);
+            ``"epsilon_greedy"`` takes argmax pi, or with probability epsilon a uniformly random
+            available action (the authors' released code), epsilon following the three
+            ``exploration_*`` arguments as in Stable-Baselines3's DQN and in ``QMIX``.
+        exploration_fraction: fraction of the run over which epsilon decays linearly.
+        exploration_initial_eps: epsilon at the start of training.
+        exploration_final_eps: epsilon after ``exploration_fraction`` of the run.
+        message_network: ``"shared"``: the message encoder is a head on the critic's torso;
+            ``"separate"``: its own MLP on the critic input (the authors' code); see
+            ``LatentCritic``.
+        decoder_target: the labels of the message loss's cross-entropy (eq. 12): ``"soft"``,
+            the policy pi_j itself; ``"argmax"``, argmax pi_j as a hard label (the authors' code).
         actor_learning_rate: actor learning rate, a float or a schedule (default: ``learning_rate``). The paper's
             lambda_2 only rescales the actor's gradients, which Adam ignores, so it is not offered.
         ent_coef_learning_rate: learning rate of log(alpha) with ``ent_coef="auto..."``, a float or
@@ -73,6 +100,12 @@ class LSFSAC(MultiAgentAlgorithm):
         "ent_coef_optimizer",
     )
     _saved_tensors: ClassVar[tuple[str, ...]] = ("log_ent_coef",)
+    _legacy_params: ClassVar[dict[str, Any]] = {
+        "td_target": "soft",
+        "exploration": "sample",
+        "message_network": "shared",
+        "decoder_target": "soft",
+    }
 
     def __init__(
         self,
@@ -86,6 +119,13 @@ class LSFSAC(MultiAgentAlgorithm):
         kl_coef: float = 1e-3,
         n_critics: int = 1,
         q_messages: str = "mean",
+        td_target: str = "soft",
+        exploration: str = "sample",
+        exploration_fraction: float = 0.1,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.05,
+        message_network: str = "shared",
+        decoder_target: str = "soft",
         actor_learning_rate: float | Schedule | None = None,
         ent_coef_learning_rate: float | Schedule | None = None,
         **kwargs: Any,
@@ -99,6 +139,20 @@ class LSFSAC(MultiAgentAlgorithm):
         if n_critics not in (1, 2):
             raise ValueError(f"n_critics must be 1 or 2 (double Q), got {n_critics}")
         check_q_messages(q_messages)
+        check_choice("td_target", td_target, TD_TARGETS)
+        check_choice("exploration", exploration, EXPLORATIONS)
+        check_choice("message_network", message_network, MESSAGE_NETWORKS)
+        check_choice("decoder_target", decoder_target, DECODER_TARGETS)
+        self.exploration_schedule = epsilon_schedule(
+            exploration_fraction, exploration_initial_eps, exploration_final_eps
+        )
+        self.td_target = td_target
+        self.exploration = exploration
+        self.exploration_fraction = exploration_fraction
+        self.exploration_initial_eps = exploration_initial_eps
+        self.exploration_final_eps = exploration_final_eps
+        self.message_network = message_network
+        self.decoder_target = decoder_target
         self.target_entropy = target_entropy
         self.target_entropy_scale = target_entropy_scale
         self.latent_dim = latent_dim
@@ -120,6 +174,13 @@ class LSFSAC(MultiAgentAlgorithm):
             "kl_coef": self.kl_coef,
             "n_critics": self.n_critics,
             "q_messages": self.q_messages,
+            "td_target": self.td_target,
+            "exploration": self.exploration,
+            "exploration_fraction": self.exploration_fraction,
+            "exploration_initial_eps": self.exploration_initial_eps,
+            "exploration_final_eps": self.exploration_final_eps,
+            "message_network": self.message_network,
+            "decoder_target": self.decoder_target,
             "actor_learning_rate": _saved_rate(self.actor_learning_rate, self.actor_lr_schedule),
             "ent_coef_learning_rate": _saved_rate(self.ent_coef_learning_rate, self.ent_coef_lr_schedule),
         }
@@ -127,9 +188,22 @@ class LSFSAC(MultiAgentAlgorithm):
     def _build_networks(self) -> None:
         n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
         self.actor = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
-        self.policy = SoftmaxPolicy(self.actor)
+        self.policy = (
+            EpsilonGreedyPolicy(self.actor, self.exploration_rate).to(self.device)
+            if self.exploration == "epsilon_greedy"
+            else SoftmaxPolicy(self.actor)
+        )
         self.critics = nn.ModuleList(
-            LatentCritic(o + a + n, n, a, self.hidden_dim, self.latent_dim, self.torso, self.q_messages)
+            LatentCritic(
+                o + a + n,
+                n,
+                a,
+                self.hidden_dim,
+                self.latent_dim,
+                self.torso,
+                self.q_messages,
+                self.message_network,
+            )
             for _ in range(self.n_critics)
         ).to(self.device)
         self.mixers = nn.ModuleList(
@@ -152,6 +226,11 @@ class LSFSAC(MultiAgentAlgorithm):
             else None
         )
 
+    @property
+    def exploration_rate(self) -> float:
+        """Current epsilon of ``exploration="epsilon_greedy"``, from the remaining progress of the run."""
+        return float(self.exploration_schedule(self._current_progress_remaining))
+
     def _own_schedule(self, rate: float | Schedule | None) -> Schedule:
         """A learning rate of its own, or the shared ``learning_rate`` schedule when ``rate`` is None."""
         return self.lr_schedule if rate is None else FloatSchedule(rate)
@@ -169,6 +248,9 @@ class LSFSAC(MultiAgentAlgorithm):
 
     def _update_learning_rates(self) -> None:
         self._update_learning_rate([self.critic_optimizer])
+        if isinstance(self.policy, EpsilonGreedyPolicy):
+            self.policy.exploration_rate.fill_(self.exploration_rate)
+            self.logger.record("train/exploration_rate", self.exploration_rate)
         own = (
             ("actor_learning_rate", self.actor_optimizer, self.actor_lr_schedule),
             ("ent_coef_learning_rate", self.ent_coef_optimizer, self.ent_coef_lr_schedule),
@@ -191,7 +273,7 @@ class LSFSAC(MultiAgentAlgorithm):
     def critic_losses(
         self, batch: EpisodeBatch, pi: torch.Tensor, log_pi: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """TD loss (eq. 16, soft form, with TD(lambda)) and latent message loss (eq. 12).
+        """TD loss (eq. 16, with TD(lambda); the next value as ``td_target`` says) and latent message loss (eq. 12).
 
         Returns ``(td_loss, latent_loss, q_values, y)``: ``q_values`` are each critic set's
         detached ``Q_i(tau_i, ., m_i)`` on the transitions (for the policy loss), ``y`` the targets.
@@ -204,13 +286,14 @@ class LSFSAC(MultiAgentAlgorithm):
         pi, log_pi = pi.detach(), log_pi.detach()
         critic_in = self.critic_inputs(batch.obs, batch.actions)
 
-        # Soft TD target: y = r + gamma (1 - d) Mixer^-(s', [V_i^-(tau'_i)]),
-        # V_i^-(tau) = sum_a pi_i(a | tau) [Q_i^-(tau, a, m_i) - alpha log pi_i(a | tau)]; TD(lambda) over episodes.
+        # TD target: y = r + gamma (1 - d) Mixer^-(s', [V_i^-(tau'_i)]), TD(lambda) over episodes, with
+        # V_i^- = sum_a pi_i(a) Q_i^-(a) ("expected", eq. 16), Q_i^-(argmax pi_i) ("greedy") or
+        # sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] ("soft").
         with torch.no_grad():
             next_values = []
             for critic_target, mixer_target in zip(self.critics_target, self.mixers_target, strict=True):
-                q_target, _, _ = critic_target(critic_in, sample=False)
-                v_target = (pi * (q_target - alpha * log_pi)).sum(-1) * alive
+                q_target, _, _ = critic_target(critic_in, sample=False, decode=False)
+                v_target = self._next_agent_values(q_target, pi, log_pi, alpha) * alive
                 next_values.append(mixer_target(v_target, batch.state)[:, 1:])
             next_value = torch.stack(next_values).min(0).values
             y = lambda_returns(
@@ -226,17 +309,30 @@ class LSFSAC(MultiAgentAlgorithm):
             q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
             q_tot = mixer(q_taken, batch.state[:, :-1])
             td_loss = td_loss + ((q_tot - y).pow(2) * filled).sum() / n_steps
-            # L_m = CE(pi_j as soft labels, q_psi(. | m_{j->.}, j)) + beta KL(N(mu_j, I) || N(0, I)); the decoder
-            # reads the messages j sends (see LatentCritic for why not tau_j).
+            # L_m = CE(pi_j, or argmax pi_j, as labels, q_psi(. | m_{j->.}, j)) + beta KL(N(mu_j, I) || N(0, I));
+            # the decoder reads the messages j sends (see LatentCritic for why not tau_j).
             if latent is not None:
                 log_q_psi = masked_log_softmax(latent.decoder_logits[:, :-1], batch.avail[:, :-1])
-                cross_entropy = -(pi[:, :-1] * log_q_psi).sum(-1)
+                labels = pi[:, :-1]
+                if self.decoder_target == "argmax":
+                    labels = nn.functional.one_hot(labels.argmax(-1), labels.shape[-1]).to(labels.dtype)
+                cross_entropy = -(labels * log_q_psi).sum(-1)
                 kl = 0.5 * latent.mu[:, :-1].pow(2).sum((-2, -1))
                 latent_loss = (
                     latent_loss + ((cross_entropy + self.kl_coef * kl) * agent_mask).sum() / n_agent_steps
                 )
             q_values.append(q[:, :-1].detach())
         return td_loss, latent_loss, q_values, y
+
+    def _next_agent_values(
+        self, q_target: torch.Tensor, pi: torch.Tensor, log_pi: torch.Tensor, alpha: torch.Tensor
+    ) -> torch.Tensor:
+        """Each agent's value ``[B, T+1, N]`` of the target critic's ``q_target`` under its policy, per ``td_target``."""
+        if self.td_target == "greedy":
+            return q_target.gather(-1, pi.argmax(-1, keepdim=True)).squeeze(-1)
+        if self.td_target == "expected":
+            return (pi * q_target).sum(-1)
+        return (pi * (q_target - alpha * log_pi)).sum(-1)
 
     def actor_loss(
         self, batch: EpisodeBatch, pi: torch.Tensor, log_pi: torch.Tensor, q_values: list[torch.Tensor]

@@ -12,10 +12,9 @@ import copy
 from typing import Any, ClassVar
 
 import torch
-from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
-from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.algorithms.base import MultiAgentAlgorithm, epsilon_schedule
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, make_mixer
@@ -58,21 +57,13 @@ class QMIX(MultiAgentAlgorithm):
         double_q: bool = True,
         **kwargs: Any,
     ) -> None:
-        if not 0.0 < exploration_fraction <= 1.0:
-            raise ValueError(f"exploration_fraction must be in (0, 1], got {exploration_fraction}")
-        for name, eps in (
-            ("exploration_initial_eps", exploration_initial_eps),
-            ("exploration_final_eps", exploration_final_eps),
-        ):
-            if not 0.0 <= eps <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {eps}")
+        self.exploration_schedule = epsilon_schedule(
+            exploration_fraction, exploration_initial_eps, exploration_final_eps
+        )
         self.exploration_fraction = exploration_fraction
         self.exploration_initial_eps = exploration_initial_eps
         self.exploration_final_eps = exploration_final_eps
         self.double_q = double_q
-        self.exploration_schedule = LinearSchedule(
-            exploration_initial_eps, exploration_final_eps, exploration_fraction
-        )
         super().__init__(policy, env, **kwargs)
 
     def _params(self) -> dict[str, Any]:

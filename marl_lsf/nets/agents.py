@@ -3,7 +3,7 @@
 * ``AgentNetwork``: the decentralized policy pi_i(a | tau_i) (logits over actions) of LSF-SAC, and
   the per-agent utilities Q_i(tau_i, .) of QMIX and VDN.
 * ``LatentCritic``: LSF-SAC's per-agent critic Q_i(tau_i, ., m_i) with the variational message
-  encoder f_m and the action decoder q_psi (paper section V-B, DESIGN section 4).
+  encoder f_m and the action decoder q_psi (paper section V-B).
 
 Shapes: inputs ``x [B, T, N, in]``, hidden ``h [B, N, H]``; outputs ``[B, T, N, A]``.
 """
@@ -54,12 +54,19 @@ class AgentNetwork(nn.Module):
 
 #: What the Q-head of a ``LatentCritic`` reads: sampled messages (the paper) or their means.
 Q_MESSAGES = ("sample", "mean")
+#: Where a ``LatentCritic``'s message encoder starts: the critic's torso, or its own network.
+MESSAGE_NETWORKS = ("shared", "separate")
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise a ``ValueError`` naming ``name`` and the choices unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 def check_q_messages(q_messages: str) -> None:
     """Raise a ``ValueError`` naming the choices unless ``q_messages`` is one of ``Q_MESSAGES``."""
-    if q_messages not in Q_MESSAGES:
-        raise ValueError(f"q_messages must be one of {Q_MESSAGES}, got {q_messages!r}")
+    check_choice("q_messages", q_messages, Q_MESSAGES)
 
 
 class LatentOutput(NamedTuple):
@@ -94,6 +101,10 @@ class LatentCritic(nn.Module):
         torso: ``"mlp"`` or ``"rnn"``.
         q_messages: ``"mean"``: the Q-head reads the message means mu_{j->i}, and only the
             decoder reads samples; ``"sample"``: it reads the sampled messages m_{j->i} (the paper).
+        message_network: ``"shared"``: the encoder f_m is a two-layer head on the critic's torso
+            features, so the message loss also trains the torso the Q-head reads; ``"separate"``:
+            f_m is its own three-layer MLP on the critic input (the authors' released code), so
+            the message loss reaches the Q-values only through the messages.
     """
 
     def __init__(
@@ -105,18 +116,25 @@ class LatentCritic(nn.Module):
         latent_dim: int = 3,
         torso: str = "mlp",
         q_messages: str = "mean",
+        message_network: str = "shared",
     ) -> None:
         super().__init__()
         check_q_messages(q_messages)
+        check_choice("message_network", message_network, MESSAGE_NETWORKS)
         self.n_agents, self.latent_dim, self.q_messages = n_agents, latent_dim, q_messages
+        self.message_network = message_network
         self.torso = make_torso(torso, in_dim, hidden_dim)
         message_in = n_agents * latent_dim
         self.q_head = nn.Sequential(
             nn.Linear(hidden_dim + message_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions)
         )
         if latent_dim > 0:
+            separate = message_network == "separate"
             self.encoder = nn.Sequential(
-                nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_agents * latent_dim)
+                *((nn.Linear(in_dim, hidden_dim), nn.ReLU()) if separate else ()),
+                nn.Linear(hidden_dim, hidden_dim),
+                nn.ReLU(),
+                nn.Linear(hidden_dim, n_agents * latent_dim),
             )
             self.decoder = nn.Sequential(
                 nn.Linear(message_in + n_agents, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_actions)
@@ -129,21 +147,26 @@ class LatentCritic(nn.Module):
         return self.latent_dim > 0
 
     def forward(
-        self, x: torch.Tensor, h: torch.Tensor | None = None, sample: bool = True
+        self, x: torch.Tensor, h: torch.Tensor | None = None, sample: bool = True, decode: bool = True
     ) -> tuple[torch.Tensor, LatentOutput | None, torch.Tensor | None]:
         """Q-values ``[B, T, N, A]``, the latent output (None without messages), last hidden state.
 
-        ``sample=False`` uses the message means instead of samples (targets and read-outs).
+        ``sample=False`` uses the message means instead of samples (targets and read-outs);
+        ``decode=False`` skips the decoder (a target critic needs only its Q-values) and returns
+        no latent output.
         """
         features, h = self.torso(x, h)
         if not self.uses_latent:
             return self.q_head(features), None, h
         b, t, n, _ = features.shape
-        mu = self.encoder(features).view(b, t, n, n, self.latent_dim)
+        encoder_in = x if self.message_network == "separate" else features
+        mu = self.encoder(encoder_in).view(b, t, n, n, self.latent_dim)
         messages = mu + torch.randn_like(mu) if sample else mu
         read = messages if self.q_messages == "sample" else mu
         incoming = read.transpose(2, 3).reshape(b, t, n, n * self.latent_dim)
-        critic_in = torch.cat([features, incoming], dim=-1)
+        q = self.q_head(torch.cat([features, incoming], dim=-1))
+        if not decode:
+            return q, None, h
         outgoing = messages.reshape(b, t, n, n * self.latent_dim)
         decoder_in = torch.cat([outgoing, self.ids.expand(b, t, n, n)], dim=-1)
-        return self.q_head(critic_in), LatentOutput(mu, self.decoder(decoder_in)), h
+        return q, LatentOutput(mu, self.decoder(decoder_in)), h

@@ -1,0 +1,196 @@
+"""LSF-SAC's options, each on a tiny batch computed by hand: TD target, acting, message network, decoder labels."""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from envs import predator_prey_v1
+from marl_lsf import LSFSAC
+from marl_lsf.nets.agents import masked_log_softmax
+from marl_lsf.nets.policies import EpsilonGreedyPolicy, SoftmaxPolicy
+
+
+def tiny_env() -> predator_prey_v1.PredatorPreyEnv:
+    """A 4x4 predator-prey with masks, 2 predators, 1 prey, 12-step episodes."""
+    return predator_prey_v1.parallel_env(grid_size=4, n_predators=2, n_prey=1, max_cycles=12)
+
+
+def trained_batch(model: LSFSAC, episodes: int = 4) -> object:
+    model.learn(12 * 6)
+    return model.replay_buffer.sample(episodes, np.random.default_rng(0))
+
+
+def test_next_agent_values_on_hand_numbers() -> None:
+    """One agent, three actions, the last one masked: each target's value of Q^- = (1, 2, 9)."""
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0)
+    q_target = torch.tensor([1.0, 2.0, 9.0])
+    log_pi = masked_log_softmax(torch.log(torch.tensor([0.25, 0.75, 0.5])), torch.tensor([True, True, False]))
+    pi, alpha = log_pi.exp(), torch.tensor(0.5)
+    entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    expected = {"expected": 0.25 * 1 + 0.75 * 2, "greedy": 2.0, "soft": 0.25 * 1 + 0.75 * 2 + 0.5 * entropy}
+    for td_target, value in expected.items():
+        model.td_target = td_target
+        assert model._next_agent_values(q_target, pi, log_pi, alpha).item() == pytest.approx(value, abs=1e-6)
+
+
+@pytest.mark.parametrize("td_target", ["expected", "greedy", "soft"])
+def test_td_target_bootstraps_from_the_target_critic_under_the_policy(td_target: str) -> None:
+    """y = r + gamma (1 - d) sum_i V_i(next) with VDN and one-step targets, recomputed here from Q^-."""
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0, mixer="vdn", td_lambda=0.0, td_target=td_target)
+    batch = trained_batch(model)
+    pi, log_pi = model.policy_distribution(batch)
+    _, _, _, y = model.critic_losses(batch, pi, log_pi)
+
+    with torch.no_grad():
+        q_target, _, _ = model.critics_target[0](model.critic_inputs(batch.obs, batch.actions), sample=False)
+        alpha = model.log_ent_coef.exp()
+        if td_target == "greedy":
+            best = pi.masked_fill(~batch.avail, -1.0).argmax(-1, keepdim=True)
+            values = q_target.gather(-1, best).squeeze(-1)
+        else:
+            entropy_bonus = -alpha * log_pi if td_target == "soft" else 0.0
+            values = (pi * (q_target + entropy_bonus)).sum(-1)
+        next_value = (values * batch.alive).sum(-1)[:, 1:]
+    by_hand = (batch.reward + model.gamma * (1 - batch.terminated) * next_value) * batch.filled
+    torch.testing.assert_close(y, by_hand)
+    assert batch.avail[..., 5].any() and not batch.avail[..., 5].all(), "the batch should exercise the masks"
+
+
+def test_epsilon_greedy_acting_follows_the_schedule_and_the_masks() -> None:
+    model = LSFSAC(
+        "MlpPolicy",
+        tiny_env(),
+        seed=0,
+        exploration="epsilon_greedy",
+        exploration_fraction=0.5,
+        exploration_initial_eps=1.0,
+        exploration_final_eps=0.0,
+    )
+    assert isinstance(model.policy, EpsilonGreedyPolicy) and model.exploration_rate == 1.0
+    obs = np.random.default_rng(0).random((400, 2, model.spec.obs_dim), dtype=np.float32)
+    avail = np.ones((400, 2, 6), dtype=bool)
+    avail[:, :, 5] = False
+    uniform, _ = model.act(obs, avail)
+    counts = np.bincount(uniform.ravel(), minlength=6)
+    assert counts[5] == 0 and (counts[:5] > 100).all(), counts
+
+    model.learn(240)  # epsilon reaches 0 half-way and stays there
+    assert model.exploration_rate == 0.0 and float(model.policy.exploration_rate) == 0.0
+    greedy, _ = model.act(obs, avail)
+    deterministic, _ = model.act(obs, avail, deterministic=True)
+    np.testing.assert_array_equal(greedy, deterministic)
+    assert model.logger.name_to_value["train/exploration_rate"] == 0.0
+
+
+def test_sampled_acting_is_the_default_and_draws_from_pi() -> None:
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0)
+    assert isinstance(model.policy, SoftmaxPolicy)
+    obs = np.zeros((2000, 2, model.spec.obs_dim), dtype=np.float32)
+    avail = np.ones((2000, 2, 6), dtype=bool)
+    actions, _ = model.act(obs, avail)
+    pi = model.policy_probs(torch.as_tensor(obs[:1]), torch.as_tensor(avail[:1]))[0, 0].numpy()
+    frequencies = np.bincount(actions[:, 0], minlength=6) / len(actions)
+    np.testing.assert_allclose(frequencies, pi, atol=0.04)
+
+
+@pytest.mark.parametrize("message_network", ["shared", "separate"])
+def test_message_loss_reaches_the_torso_only_through_a_shared_encoder(message_network: str) -> None:
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0, message_network=message_network)
+    batch = trained_batch(model)
+    critic = model.critics[0]
+    pi, log_pi = model.policy_distribution(batch)
+    _, latent_loss, _, _ = model.critic_losses(batch, pi, log_pi)
+    critic.zero_grad(set_to_none=True)
+    latent_loss.backward()
+    torso_grad = sum(float(p.grad.abs().sum()) for p in critic.torso.parameters() if p.grad is not None)
+    assert sum(float(p.grad.abs().sum()) for p in critic.encoder.parameters()) > 0.0
+    if message_network == "shared":
+        assert torso_grad > 0.0
+        assert critic.encoder[0].in_features == model.hidden_dim
+    else:
+        assert torso_grad == 0.0
+        assert critic.encoder[0].in_features == model.critic_inputs(batch.obs, batch.actions).shape[-1]
+
+
+@pytest.mark.parametrize("decoder_target", ["soft", "argmax"])
+def test_decoder_labels_are_pi_or_its_argmax(decoder_target: str) -> None:
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0, kl_coef=0.0, decoder_target=decoder_target)
+    batch = trained_batch(model)
+    pi, log_pi = model.policy_distribution(batch)
+    torch.manual_seed(1)
+    _, latent_loss, _, _ = model.critic_losses(batch, pi, log_pi)
+
+    torch.manual_seed(1)  # the same message samples: the target critic draws none
+    with torch.no_grad():
+        _, latent, _ = model.critics[0](model.critic_inputs(batch.obs, batch.actions))
+        log_q = masked_log_softmax(latent.decoder_logits[:, :-1], batch.avail[:, :-1])
+        pi_t = pi[:, :-1].detach()
+        if decoder_target == "argmax":
+            cross_entropy = -log_q.gather(-1, pi_t.argmax(-1, keepdim=True)).squeeze(-1)
+        else:
+            cross_entropy = -(pi_t * log_q).sum(-1)
+        mask = batch.alive[:, :-1].float() * batch.filled.float()[..., None]
+    torch.testing.assert_close(latent_loss.detach(), (cross_entropy * mask).sum() / mask.sum())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"td_target": "max"}, "td_target must be one of"),
+        ({"exploration": "boltzmann"}, "exploration must be one of"),
+        ({"message_network": "own"}, "message_network must be one of"),
+        ({"decoder_target": "hard"}, "decoder_target must be one of"),
+        ({"exploration_fraction": 0.0}, "exploration_fraction"),
+        ({"exploration_final_eps": 1.5}, "exploration_final_eps"),
+    ],
+)
+def test_bad_option_values_are_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LSFSAC("MlpPolicy", tiny_env(), **kwargs)
+
+
+def test_options_round_trip_and_older_files_keep_their_behaviour(tmp_path: Path) -> None:
+    options = {
+        "td_target": "greedy",
+        "exploration": "epsilon_greedy",
+        "message_network": "separate",
+        "decoder_target": "argmax",
+    }
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0, **options)
+    model.learn(24)
+    path = model.save(tmp_path / "new.zip")
+    loaded = LSFSAC.load(path, env=tiny_env())
+    assert {key: getattr(loaded, key) for key in options} == options
+    assert isinstance(loaded.policy, EpsilonGreedyPolicy)
+    for name, a in model.critics.state_dict().items():
+        torch.testing.assert_close(loaded.critics.state_dict()[name], a)
+
+    # A file written before these options existed lacks their keys: it loads with the settings it
+    # was trained with (soft target, sampled acting, shared encoder, soft labels), not the new defaults.
+    old = LSFSAC("MlpPolicy", tiny_env(), seed=0)
+    old_path = old.save(tmp_path / "old.zip")
+    with zipfile.ZipFile(old_path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data.json"])
+    for key in ("td_target", "exploration", "message_network", "decoder_target"):
+        del data["params"][key]
+    members["data.json"] = json.dumps(data).encode()
+    with zipfile.ZipFile(old_path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    legacy = LSFSAC.load(old_path, env=tiny_env())
+    assert (legacy.td_target, legacy.exploration, legacy.message_network, legacy.decoder_target) == (
+        "soft",
+        "sample",
+        "shared",
+        "soft",
+    )
+    assert isinstance(legacy.critics[0].encoder[0], nn.Linear)
