@@ -93,7 +93,7 @@ class EvalCallback(BaseCallback):
     def evaluate(self) -> EvaluationResult:
         """Run one evaluation now, log it as a row at the current step and record it."""
         if self.eval_env is None:
-            self.eval_env = make_team_vec_env(self.eval_source, 1, "sync", self.model.team_reward)
+            self.eval_env = make_team_vec_env(self.eval_source, 1, "auto", self.model.team_reward)
         result = evaluate_policy(
             self.model, self.eval_env, self.n_eval_episodes, self.deterministic, self.seed
         )

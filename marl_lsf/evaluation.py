@@ -78,7 +78,7 @@ def evaluate_policy(
     """
     if n_eval_episodes < 1:
         raise ValueError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}")
-    vec_env = env if isinstance(env, TeamVecEnv) else make_team_vec_env(env, 1, "sync", model.team_reward)
+    vec_env = env if isinstance(env, TeamVecEnv) else make_team_vec_env(env, 1, "auto", model.team_reward)
     problem = model.spec.mismatch(vec_env.spec)
     if problem is not None:
         raise ValueError(f"the evaluation env does not match the model's spaces ({problem})")
@@ -134,7 +134,7 @@ def evaluate_random_policy(
     """The baseline every trained team should beat: uniformly random available actions."""
     if n_eval_episodes < 1:
         raise ValueError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}")
-    vec_env = env if isinstance(env, TeamVecEnv) else make_team_vec_env(env, 1, "sync")
+    vec_env = env if isinstance(env, TeamVecEnv) else make_team_vec_env(env, 1, "auto")
     rng = np.random.default_rng(seed)
     return run_episodes(
         vec_env, lambda obs, _: (rng.random(obs.avail.shape) * obs.avail).argmax(-1), n_eval_episodes, seed

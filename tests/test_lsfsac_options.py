@@ -194,3 +194,33 @@ def test_options_round_trip_and_older_files_keep_their_behaviour(tmp_path: Path)
         "soft",
     )
     assert isinstance(legacy.critics[0].encoder[0], nn.Linear)
+
+
+@pytest.mark.parametrize("policy", ["MlpPolicy", "RnnPolicy"])
+@pytest.mark.parametrize("algo", ["LSFSAC", "QMIX"])
+def test_last_action_input_is_what_acting_saw(policy: str, algo: str) -> None:
+    """Scores over a stored episode (training's view) equal the scores acting computed step by step."""
+    import marl_lsf
+
+    model = getattr(marl_lsf, algo)(policy, tiny_env(), seed=0, last_action_input=True)
+    n, a = model.spec.n_agents, model.spec.n_actions
+    assert model.policy.memory_dim == a + (model.hidden_dim if policy == "RnnPolicy" else 0)
+    model.learn(12)  # one whole episode, acted by the policy
+    batch = model.replay_buffer.sample(1, np.random.default_rng(0))
+    length = int(batch.filled.sum())
+
+    network = model.actor if algo == "LSFSAC" else model.q_net
+    with torch.no_grad():
+        whole, _ = network(model.actor_inputs(batch.obs, batch.actions))
+        memory = None
+        for t in range(length):
+            step, hidden = model.policy.scores(batch.obs[:, t], memory)
+            torch.testing.assert_close(step, whole[:, t])
+            taken = nn.functional.one_hot(batch.actions[:, t].long(), a).float()
+            memory = taken if hidden is None else torch.cat([hidden, taken], dim=-1)
+    assert memory.shape == (1, n, model.policy.memory_dim)
+
+    obs, _ = tiny_env().reset(seed=0)
+    _, state = model.predict(obs)
+    assert state.shape == (n, model.policy.memory_dim)
+    assert np.array_equal(state[:, -a:].sum(-1), np.ones(n))

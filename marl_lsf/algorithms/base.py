@@ -99,6 +99,9 @@ class MultiAgentAlgorithm(ABC):
         max_grad_norm: gradient clipping norm.
         td_lambda: lambda of the TD(lambda) targets over each episode; 0 gives one-step targets.
         hidden_dim: width of the agent networks.
+        last_action_input: the acting network (LSF-SAC's actor, QMIX's utilities) also reads each
+            agent's previous action, one-hot (zeros at an episode's first step), as pymarl's agents
+            do (``obs_last_action``); the critics always read it.
         mixer: ``"qmix"`` (monotonic hypernetwork mixer) or ``"vdn"`` (sum).
         mixer_embed_dim: width of QMIX's mixing layer.
         n_envs: environment copies collected from (``env`` must then be a factory, unless the env
@@ -135,6 +138,7 @@ class MultiAgentAlgorithm(ABC):
         max_grad_norm: float = 10.0,
         td_lambda: float = 0.6,
         hidden_dim: int = 64,
+        last_action_input: bool = False,
         mixer: str = "qmix",
         mixer_embed_dim: int = 32,
         n_envs: int = 1,
@@ -179,6 +183,7 @@ class MultiAgentAlgorithm(ABC):
         self.max_grad_norm = max_grad_norm
         self.td_lambda = td_lambda
         self.hidden_dim = hidden_dim
+        self.last_action_input = bool(last_action_input)
         self.mixer_kind = mixer
         self.mixer_embed_dim = mixer_embed_dim
         self.n_envs = n_envs
@@ -303,18 +308,36 @@ class MultiAgentAlgorithm(ABC):
         """Whether the agent networks are recurrent."""
         return self.torso == "rnn"
 
-    def actor_inputs(self, obs: torch.Tensor) -> torch.Tensor:
-        """Actor input ``[..., N, O + N]``: the observation and the agent's one-hot id."""
-        return with_agent_ids(obs)
+    @property
+    def actor_input_dim(self) -> int:
+        """Size of the acting network's input: observation, one-hot id and, optionally, last action."""
+        return self.spec.obs_dim + self.spec.n_agents + self.spec.n_actions * self.last_action_input
+
+    def actor_inputs(self, obs: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Acting network input ``[..., N, actor_input_dim]``: observation, one-hot id and, with
+        ``last_action_input``, the previous action (from ``actions [B, T, N]`` over episodes
+        ``obs [B, T+1, N, O]``, see ``previous_actions``; zeros when ``actions`` is None).
+        """
+        inputs = with_agent_ids(obs)
+        if not self.last_action_input:
+            return inputs
+        if actions is None:
+            last = obs.new_zeros((*obs.shape[:-1], self.spec.n_actions))
+        else:
+            last = self.previous_actions(actions, obs.dtype)
+        return torch.cat([inputs, last], dim=-1)
+
+    def previous_actions(self, actions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """One-hot actions ``[B, T+1, N, A]`` shifted one step: step ``t`` holds the action of ``t-1``, zeros at ``t = 0``."""
+        last = nn.functional.one_hot(actions, self.spec.n_actions).to(dtype)
+        return torch.cat([torch.zeros_like(last[:, :1]), last], dim=1)
 
     def critic_inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Critic input over an episode ``[B, T+1, N, O + A + N]``: observation, last action, agent id.
 
-        ``actions [B, T, N]`` are shifted one step: the input at ``t`` carries the action of ``t-1``
-        (zeros at ``t = 0``).
+        ``actions [B, T, N]`` are shifted one step (``previous_actions``).
         """
-        last = nn.functional.one_hot(actions, self.spec.n_actions).to(obs.dtype)
-        last = torch.cat([torch.zeros_like(last[:, :1]), last], dim=1)
+        last = self.previous_actions(actions, obs.dtype)
         ids = torch.eye(self.spec.n_agents, device=obs.device).expand(*obs.shape[:-1], self.spec.n_agents)
         return torch.cat([obs, last, ids], dim=-1)
 
@@ -592,14 +615,15 @@ class MultiAgentAlgorithm(ABC):
                 subset of the trained agents: agents that have left are simply absent; dict
                 observations with an ``action_mask`` are honoured), or an array of shape
                 ``[N, *obs_shape]`` or ``[B, N, *obs_shape]`` for all ``N`` agents.
-            state: the recurrent state returned by the previous call (``RnnPolicy``), shape
-                ``[N, H]`` or ``[B, N, H]``; None starts from zeros.
+            state: the memory returned by the previous call, shape ``[N, M]`` or ``[B, N, M]``
+                (``RnnPolicy``'s hidden state, then the last actions one-hot with
+                ``last_action_input``; see ``marl_lsf.nets.policies``); None starts from zeros.
             episode_start: bool (or ``[B]`` bools) marking a new episode: its state is reset.
             deterministic: greedy instead of sampled actions.
 
         Returns:
             ``(actions, state)``: actions in the input's form (a dict for a dict, an array for an
-            array) and the next recurrent state (None for ``MlpPolicy``).
+            array) and the next memory (None for ``MlpPolicy`` without ``last_action_input``).
         """
         is_dict = isinstance(observation, Mapping)
         if is_dict:
@@ -613,8 +637,8 @@ class MultiAgentAlgorithm(ABC):
             for i, count in enumerate(self.spec.action_counts):
                 avail[:, i, :count] = True
         hidden = None
-        if self.uses_rnn:
-            shape = (obs.shape[0], self.spec.n_agents, self.hidden_dim)
+        if self.policy.memory_dim:
+            shape = (obs.shape[0], self.spec.n_agents, self.policy.memory_dim)
             hidden_np = (
                 np.zeros(shape, dtype=np.float32) if state is None else np.asarray(state, dtype=np.float32)
             )
@@ -713,6 +737,7 @@ class MultiAgentAlgorithm(ABC):
             "max_grad_norm": self.max_grad_norm,
             "td_lambda": self.td_lambda,
             "hidden_dim": self.hidden_dim,
+            "last_action_input": self.last_action_input,
             "mixer": self.mixer_kind,
             "mixer_embed_dim": self.mixer_embed_dim,
             "team_reward": self.team_reward if isinstance(self.team_reward, str) else "mean",

@@ -187,11 +187,12 @@ class LSFSAC(MultiAgentAlgorithm):
 
     def _build_networks(self) -> None:
         n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
-        self.actor = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
+        self.actor = AgentNetwork(self.actor_input_dim, a, self.hidden_dim, self.torso).to(self.device)
+        last_action_dim = a if self.last_action_input else 0
         self.policy = (
-            EpsilonGreedyPolicy(self.actor, self.exploration_rate).to(self.device)
+            EpsilonGreedyPolicy(self.actor, self.exploration_rate, last_action_dim).to(self.device)
             if self.exploration == "epsilon_greedy"
-            else SoftmaxPolicy(self.actor)
+            else SoftmaxPolicy(self.actor, last_action_dim)
         )
         self.critics = nn.ModuleList(
             LatentCritic(
@@ -237,7 +238,7 @@ class LSFSAC(MultiAgentAlgorithm):
 
     @torch.no_grad()
     def policy_probs(self, obs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
-        """Action probabilities ``[..., N, A]`` of the decentralized actors for one step (no memory)."""
+        """Action probabilities ``[..., N, A]`` of the decentralized actors for one step (no memory: an episode's first step)."""
         logits, _ = self.actor(self.actor_inputs(obs).unsqueeze(-3))
         return masked_log_softmax(logits.squeeze(-3), avail).exp()
 
@@ -266,7 +267,7 @@ class LSFSAC(MultiAgentAlgorithm):
 
     def policy_distribution(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pi, log pi)`` of the decentralized actors at every step of the episodes, ``[B, T+1, N, A]``."""
-        logits, _ = self.actor(self.actor_inputs(batch.obs))
+        logits, _ = self.actor(self.actor_inputs(batch.obs, batch.actions))
         log_pi = masked_log_softmax(logits, batch.avail)
         return log_pi.exp(), log_pi
 

@@ -27,7 +27,8 @@ class QMIX(MultiAgentAlgorithm):
 
     Used as ``QMIX("RnnPolicy", env).learn(2e6)`` with any PettingZoo ``ParallelEnv``. Every
     agent's utility network is shared across agents and reads only what the agent has at
-    execution time: its observation and its one-hot id (``actor_inputs``). Besides the arguments
+    execution time: its observation, its one-hot id and, with ``last_action_input``, its previous
+    action (``actor_inputs``). Besides the arguments
     of ``MultiAgentAlgorithm`` (learning rate, buffer, batch, gamma, tau and
     ``target_update_interval`` for the target networks, TD(lambda), ``mixer``, ``n_envs``, seed,
     device, logging), it takes:
@@ -75,9 +76,10 @@ class QMIX(MultiAgentAlgorithm):
         }
 
     def _build_networks(self) -> None:
-        n, o, a = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions
-        self.q_net = AgentNetwork(o + n, a, self.hidden_dim, self.torso).to(self.device)
-        self.policy = EpsilonGreedyPolicy(self.q_net, self.exploration_rate).to(self.device)
+        n, a = self.spec.n_agents, self.spec.n_actions
+        self.q_net = AgentNetwork(self.actor_input_dim, a, self.hidden_dim, self.torso).to(self.device)
+        last_action_dim = a if self.last_action_input else 0
+        self.policy = EpsilonGreedyPolicy(self.q_net, self.exploration_rate, last_action_dim).to(self.device)
         self.mixer = make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim).to(self.device)
         self.q_net_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
@@ -92,7 +94,7 @@ class QMIX(MultiAgentAlgorithm):
 
     @torch.no_grad()
     def utilities(self, obs: torch.Tensor) -> torch.Tensor:
-        """Utilities Q_i(o_i, .) ``[..., N, A]`` of the agents for one step (no memory)."""
+        """Utilities Q_i(o_i, .) ``[..., N, A]`` of the agents for one step (no memory: an episode's first step)."""
         q, _ = self.q_net(self.actor_inputs(obs).unsqueeze(-3))
         return q.squeeze(-3)
 
@@ -110,7 +112,7 @@ class QMIX(MultiAgentAlgorithm):
         n_steps = filled.sum().clamp(min=1.0)
 
         # Utilities Q_i(tau_i, .) at every step of the episodes, from decentralized inputs.
-        inputs = self.actor_inputs(batch.obs)
+        inputs = self.actor_inputs(batch.obs, batch.actions)
         q, _ = self.q_net(inputs)  # [B, T+1, N, A]
 
         # Double-Q target: a'_i = argmax_{available a} Q_i(tau'_i, a), evaluated by the target

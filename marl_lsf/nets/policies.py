@@ -5,6 +5,11 @@ network) and holds everything acting needs, so one object serves ``predict``, th
 rollout and the rollout worker processes (which receive a copy of it with every chunk they
 collect; see ``marl_lsf.rollout``). Its parameters are the learner's own: building one copies
 nothing.
+
+A policy's *memory* is what it carries from one step to the next of an episode, ``[E, N, M]``
+(None when it carries nothing): the GRU's hidden state (``RnnPolicy``), then, when the network
+reads each agent's previous action (pymarl's ``obs_last_action``), that action one-hot. Zeros
+are the start of an episode, so whoever runs episodes zeroes the memory of the envs that ended.
 """
 
 from __future__ import annotations
@@ -24,27 +29,57 @@ def with_agent_ids(obs: torch.Tensor) -> torch.Tensor:
 
 
 class ActingPolicy(nn.Module):
-    """Picks every agent's action from its own observation (and recurrent state) only.
+    """Picks every agent's action from its own observation, its memory and its id only.
 
     Args:
         network: the shared agent network; its outputs score the actions.
+        last_action_dim: number of actions when the network also reads the agent's previous
+            action (one-hot), 0 when it does not.
     """
 
-    def __init__(self, network: AgentNetwork) -> None:
+    def __init__(self, network: AgentNetwork, last_action_dim: int = 0) -> None:
         super().__init__()
         self.network = network
+        self.last_action_dim = last_action_dim
+
+    @property
+    def memory_dim(self) -> int:
+        """Size ``M`` of the memory carried between steps (0: none, the memory is None)."""
+        recurrent = self.network.torso.hidden_dim if self.network.torso.recurrent else 0
+        return recurrent + self.last_action_dim
 
     def scores(
-        self, obs: torch.Tensor, hidden: torch.Tensor | None
+        self, obs: torch.Tensor, memory: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Action scores ``[E, N, A]`` for one step of ``obs [E, N, O]`` and the next hidden state."""
-        out, hidden = self.network(with_agent_ids(obs)[:, None], hidden)
+        """Action scores ``[E, N, A]`` for one step of ``obs [E, N, O]`` and the torso's next hidden state."""
+        inputs, hidden = with_agent_ids(obs), None
+        if self.last_action_dim:
+            last = (
+                memory[..., -self.last_action_dim :]
+                if memory is not None
+                else obs.new_zeros((*obs.shape[:-1], self.last_action_dim))
+            )
+            inputs = torch.cat([inputs, last], dim=-1)
+            if memory is not None and self.network.torso.recurrent:
+                hidden = memory[..., : -self.last_action_dim]
+        elif memory is not None:
+            hidden = memory
+        out, hidden = self.network(inputs[:, None], hidden)
         return out[:, 0], hidden
 
     def forward(
-        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
+        self, obs: torch.Tensor, avail: torch.Tensor, memory: torch.Tensor | None, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Actions ``[E, N]`` for ``obs [E, N, O]`` and masks ``avail [E, N, A]``, and the next hidden state."""
+        """Actions ``[E, N]`` for ``obs [E, N, O]`` and masks ``avail [E, N, A]``, and the next memory."""
+        scores, hidden = self.scores(obs, memory)
+        actions = self.choose(scores, avail, deterministic)
+        if not self.last_action_dim:
+            return actions, hidden
+        taken = nn.functional.one_hot(actions, self.last_action_dim).to(scores.dtype)
+        return actions, taken if hidden is None else torch.cat([hidden, taken], dim=-1)
+
+    def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """Available actions ``[E, N]`` from the network's ``scores [E, N, A]``."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -52,31 +87,28 @@ class ActingPolicy(nn.Module):
         self,
         obs: np.ndarray,
         avail: np.ndarray,
-        hidden: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, torch.Tensor | None]:
         """``forward`` on numpy arrays, in one batched pass on the policy's device; actions as numpy."""
         device = self.network.head.weight.device
         obs_t = torch.as_tensor(obs, device=device)
         avail_t = torch.as_tensor(avail, device=device)
-        actions, hidden = self(obs_t, avail_t, hidden, deterministic)
-        return actions.cpu().numpy(), hidden
+        actions, memory = self(obs_t, avail_t, memory, deterministic)
+        return actions.cpu().numpy(), memory
 
 
 class SoftmaxPolicy(ActingPolicy):
     """LSF-SAC's actor: samples from the masked softmax of the logits (greedy when deterministic)."""
 
-    def forward(
-        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Sampled (or greedy) available actions ``[E, N]``."""
-        logits, hidden = self.scores(obs, hidden)
-        logits = logits.masked_fill(~avail, MASKED_LOGIT)
+    def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """Sampled (or greedy) available actions ``[E, N]`` from the logits ``scores``."""
+        logits = scores.masked_fill(~avail, MASKED_LOGIT)
         if deterministic:
-            return logits.argmax(-1), hidden
+            return logits.argmax(-1)
         # Gumbel-max sampling: the same distribution as Categorical(logits).sample(), ~6x cheaper per step.
         gumbel = -torch.log(-torch.log(torch.rand_like(logits)))
-        return (logits + gumbel).argmax(-1), hidden
+        return (logits + gumbel).argmax(-1)
 
 
 class EpsilonGreedyPolicy(ActingPolicy):
@@ -86,22 +118,22 @@ class EpsilonGreedyPolicy(ActingPolicy):
     Args:
         network: the utility network Q_i(tau_i, .).
         exploration_rate: the initial epsilon.
+        last_action_dim: see ``ActingPolicy``.
     """
 
     exploration_rate: torch.Tensor
 
-    def __init__(self, network: AgentNetwork, exploration_rate: float = 1.0) -> None:
-        super().__init__(network)
+    def __init__(
+        self, network: AgentNetwork, exploration_rate: float = 1.0, last_action_dim: int = 0
+    ) -> None:
+        super().__init__(network, last_action_dim)
         self.register_buffer("exploration_rate", torch.tensor(float(exploration_rate)), persistent=False)
 
-    def forward(
-        self, obs: torch.Tensor, avail: torch.Tensor, hidden: torch.Tensor | None, deterministic: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Greedy actions ``[E, N]``, each replaced by a random available one with probability epsilon."""
-        q, hidden = self.scores(obs, hidden)
-        greedy = q.masked_fill(~avail, MASKED_LOGIT).argmax(-1)
+    def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """Greedy actions ``[E, N]`` on ``scores``, each replaced by a random available one with probability epsilon."""
+        greedy = scores.masked_fill(~avail, MASKED_LOGIT).argmax(-1)
         if deterministic:
-            return greedy, hidden
+            return greedy
         uniform = torch.distributions.Categorical(probs=avail.float()).sample()
         explore = torch.rand(greedy.shape, device=greedy.device) < self.exploration_rate
-        return torch.where(explore, uniform, greedy), hidden
+        return torch.where(explore, uniform, greedy)
