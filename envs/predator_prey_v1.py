@@ -18,17 +18,25 @@ Why a new version: in v0 every action is always legal, so a ``CATCH`` far from a
 learnable no-op and moves into the wall cost nothing; pymarl's learners, and the published results
 on this task (the LSF-SAC paper's figure 3; WQMIX's reruns), see the masked action sets. v0 stays
 importable for runs and models made with it.
+
+``PredatorPreyEnv.make_team_vec_env(num_envs)`` returns :class:`envs._predator_prey_vec.
+PredatorPreyVecEnv`, which steps ``num_envs`` copies together in NumPy array operations and gives
+exactly the team view of as many copies of this env; ``marl_lsf.team_env.make_team_vec_env`` uses it
+automatically.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces
 
 from envs import predator_prey_v0
 from envs.predator_prey_v0 import _MOVES, ACTION_NAMES, CATCH, DOWN, LEFT, RIGHT, STAY, UP
+
+if TYPE_CHECKING:
+    from envs._predator_prey_vec import PredatorPreyVecEnv
 
 __all__ = ["ACTION_NAMES", "CATCH", "DOWN", "LEFT", "RIGHT", "STAY", "UP", "PredatorPreyEnv", "parallel_env"]
 
@@ -51,6 +59,7 @@ class PredatorPreyEnv(predator_prey_v0.PredatorPreyEnv):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._init_kwargs = dict(kwargs)
         view_space = self._observation_space
         self._observation_space = spaces.Dict(
             {
@@ -64,6 +73,17 @@ class PredatorPreyEnv(predator_prey_v0.PredatorPreyEnv):
     def observation_space(self, agent: str) -> spaces.Dict:
         """Return the (cached) dict observation space of ``agent``."""
         return self._observation_spaces[agent]
+
+    def make_team_vec_env(self, num_envs: int = 1) -> PredatorPreyVecEnv:
+        """``num_envs`` copies of this env (same arguments) stepped together by NumPy array operations.
+
+        Equivalent to ``marl_lsf.team_env.GymTeamVecEnv`` over ``TeamEnv`` copies of this env, seed for
+        seed and float for float; see :mod:`envs._predator_prey_vec`.
+        """
+        # Imported here, not at the top: that module imports this one.
+        from envs._predator_prey_vec import PredatorPreyVecEnv
+
+        return PredatorPreyVecEnv(num_envs, **self._init_kwargs)
 
     def step(self, actions: Any) -> tuple[dict, dict, dict, dict, dict]:
         """v0's step, after refusing any action that the agent's mask makes unavailable.

@@ -523,7 +523,8 @@ def make_team_vec_env(
     ``env`` is a ParallelEnv instance or a zero-argument factory. An env class may provide its own
     batched implementation through a ``make_team_vec_env(num_envs)`` method (SMAX steps many
     battles in one jitted call, predator-prey v1 all copies in NumPy array operations), which
-    ``"auto"`` uses; otherwise, or when another ``vectorization`` is asked for, ``n_envs`` copies run
+    ``"auto"`` uses with the default ``team_reward="mean"``; otherwise, or when another
+    ``vectorization`` is asked for, ``n_envs`` copies run
 
     * ``"sync"``: in this process, one after another (gymnasium's ``SyncVectorEnv``);
     * ``"async"``: one gymnasium ``AsyncVectorEnv`` worker process per copy, the learner acting for
@@ -542,7 +543,7 @@ def make_team_vec_env(
         raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
     factory, instance = as_factory(env)
     native = getattr(instance, "make_team_vec_env", None)
-    if native is not None and vectorization == "auto":
+    if native is not None and vectorization == "auto" and team_reward == "mean":
         return native(num_envs=n_envs)
     if factory is None:
         if n_envs > 1:

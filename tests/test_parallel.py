@@ -189,7 +189,10 @@ def test_replay_buffer_stores_each_episode_whole_with_its_own_ending() -> None:
 
 def tiny_predator_prey_factory() -> Any:
     """A 5x5 predator-prey with 2 predators and 15-step episodes, as a picklable factory."""
-    return make_env_factory("predator_prey", grid_size=5, n_predators=2, n_prey=1, max_cycles=15)
+    # v0: every action is always available, so the tests below can script any action.
+    return make_env_factory(
+        "envs.predator_prey_v0:parallel_env", grid_size=5, n_predators=2, n_prey=1, max_cycles=15
+    )
 
 
 def run_predator_prey(

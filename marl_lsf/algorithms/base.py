@@ -408,7 +408,7 @@ class MultiAgentAlgorithm(ABC):
             raise ValueError(f"total_timesteps must be a non-negative whole number, got {total_timesteps}")
         total_timesteps = int(total_timesteps)
         total_timesteps = self._setup_learn(total_timesteps, reset_num_timesteps, tb_log_name)
-        self._check_finite()
+        self._check_finite(parameters=True)
         callback = self._init_callback(callback, progress_bar)
         callback.on_training_start(locals(), globals())
         while self.num_timesteps < total_timesteps:
@@ -418,7 +418,7 @@ class MultiAgentAlgorithm(ABC):
             if self.num_timesteps >= self.learning_starts and len(self.replay_buffer) > 0 and episodes > 0:
                 self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
                 self.train(self.gradient_steps * max(1, episodes // self.train_freq), self.batch_size)
-                self._check_finite()
+                self._check_finite(parameters=False)
         callback.on_training_end()
         return self
 
@@ -447,11 +447,18 @@ class MultiAgentAlgorithm(ABC):
             )
         return total_timesteps
 
-    def _check_finite(self) -> None:
-        """Raise ``NonFiniteError`` if a ``train/*`` value just logged or a saved parameter is not finite."""
+    def _check_finite(self, parameters: bool = True) -> None:
+        """Raise ``NonFiniteError`` if a ``train/*`` value just logged or (with ``parameters``) a saved parameter is not finite.
+
+        After each training phase only the logged values are checked: a non-finite parameter makes
+        every later loss non-finite, so the scan of all parameters runs once, at the start of
+        ``learn``, off the training hot path.
+        """
         for key, value in self.logger.name_to_value.items():
             if key.startswith("train/") and isinstance(value, float) and not math.isfinite(value):
                 self._raise_non_finite(f"{key} is {value}")
+        if not parameters:
+            return
         modules = {name: getattr(self, name) for name in self._saved_modules}
         tensors = {
             f"{name}.{p}": t
@@ -817,6 +824,18 @@ class MultiAgentAlgorithm(ABC):
             }
             restore_rng_state(data["rng"], rng_tensors, model._rng)
         return model
+
+
+def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused implementation where the parameters' device supports it (CPU and
+    CUDA in current torch: one kernel for all parameters instead of a loop over them), else the
+    default implementation. Both compute the same update up to float rounding.
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(params, lr=lr)
 
 
 def epsilon_schedule(fraction: float, initial_eps: float, final_eps: float) -> Schedule:

@@ -19,7 +19,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch import nn
 
-from marl_lsf.algorithms.base import MultiAgentAlgorithm, epsilon_schedule
+from marl_lsf.algorithms.base import MultiAgentAlgorithm, adam, epsilon_schedule
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
@@ -215,8 +215,8 @@ class LSFSAC(MultiAgentAlgorithm):
         self.mixers_target = copy.deepcopy(self.mixers).requires_grad_(False)
         self.actor_lr_schedule = self._own_schedule(self.actor_learning_rate)
         self.ent_coef_lr_schedule = self._own_schedule(self.ent_coef_learning_rate)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr_schedule(1.0))
-        self.critic_optimizer = torch.optim.Adam(
+        self.actor_optimizer = adam(self.actor.parameters(), lr=self.actor_lr_schedule(1.0))
+        self.critic_optimizer = adam(
             [*self.critics.parameters(), *self.mixers.parameters()], lr=self.lr_schedule(1.0)
         )
         self.log_ent_coef = torch.full((1,), math.log(self.initial_ent_coef), device=self.device)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from marl_lsf.algorithms.base import MultiAgentAlgorithm, epsilon_schedule
+from marl_lsf.algorithms.base import MultiAgentAlgorithm, adam, epsilon_schedule
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, make_mixer
@@ -83,9 +83,7 @@ class QMIX(MultiAgentAlgorithm):
         self.mixer = make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim).to(self.device)
         self.q_net_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(
-            [*self.q_net.parameters(), *self.mixer.parameters()], lr=self.lr_schedule(1.0)
-        )
+        self.optimizer = adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=self.lr_schedule(1.0))
 
     @property
     def exploration_rate(self) -> float:

@@ -28,7 +28,10 @@ class MLPTorso(Torso):
     def __init__(self, in_dim: int, hidden_dim: int) -> None:
         super().__init__(in_dim, hidden_dim)
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU()
+            nn.Linear(in_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(inplace=True),
         )
 
     def forward(
