@@ -25,10 +25,19 @@ import numpy as np
 import torch
 from runs import RESULTS, SUMMARY_HEADER, Job, command, curves, machine, run_jobs, summary_rows
 
-from envs import predator_prey_v0
+from envs import predator_prey_v1
 from marl_lsf import LSFSAC, evaluate_random_policy
 from marl_lsf.plotting import plot_curves
 from marl_lsf.team_env import make_team_vec_env
+
+#: Greedy test returns at 1M steps of pymarl's implementations on this env (pred_prey_punish),
+#: from a public rerun reported on the WQMIX repository's issue tracker (oxwhirl/wqmix issue 3,
+#: epsilon annealed over 1M steps, 3 runs each; RNN agents with last action and id).
+PUBLIC_RERUN = [
+    "Public rerun of pymarl's implementations at 1M steps (oxwhirl/wqmix issue 3; epsilon 1 -> 0.05 "
+    "over 1M steps, GRU agents): QTRAN 38.1, CW-QMIX 37.5, OW-QMIX 36.8, VDN 36.7, QPLEX 36.2, "
+    "QMIX 33.6 (runs 38.0, 30.2, 36.0), MASAC 0, COMA 0.",
+]
 
 
 def run_curve(args: argparse.Namespace) -> None:
@@ -52,7 +61,7 @@ def run_curve(args: argparse.Namespace) -> None:
     ]
     runs = run_jobs(jobs, args.processes)
     random = evaluate_random_policy(
-        predator_prey_v0.parallel_env(**args.env_kwargs), args.eval_episodes * 2, seed=10_000
+        predator_prey_v1.parallel_env(**args.env_kwargs), args.eval_episodes * 2, seed=10_000
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +88,8 @@ def run_curve(args: argparse.Namespace) -> None:
         *SUMMARY_HEADER,
         *summary_rows(runs, "returns"),
         "",
+        *PUBLIC_RERUN,
+        "",
         f"![curve]({stem}.png)",
         "",
         "| env steps | " + " | ".join(f"{run['job'].label} seed {run['job'].seed}" for run in done) + " |",
@@ -99,32 +110,44 @@ def _steps_per_second(fn, steps: int) -> float:
 
 
 def run_throughput(args: argparse.Namespace) -> None:
-    """Raw env vs policy-acting throughput, updates/s and peak memory, measured in one run."""
+    """Raw env vs policy-acting throughput (1 and 8 env copies), updates/s and peak memory, in one run."""
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    env = predator_prey_v0.parallel_env()
-    env.reset(seed=0)
+    env = predator_prey_v1.parallel_env()
+    current = {"obs": env.reset(seed=0)[0]}
 
     def raw(n: int) -> None:
         for _ in range(n):
             if not env.agents:
-                env.reset()
-            env.step({agent: int(rng.integers(6)) for agent in env.agents})
+                current["obs"] = env.reset()[0]
+            actions = {
+                agent: int(rng.choice(np.flatnonzero(current["obs"][agent]["action_mask"])))
+                for agent in env.agents
+            }
+            current["obs"] = env.step(actions)[0]
 
-    rows = [("raw env, random actions (PettingZoo dicts)", _steps_per_second(raw, args.steps), None)]
+    rows = [("raw env, random available actions (PettingZoo dicts)", _steps_per_second(raw, args.steps))]
     updates = {}
     for policy in ("MlpPolicy", "RnnPolicy"):
-        model = LSFSAC(policy, predator_prey_v0.parallel_env, seed=0)
-        vec = make_team_vec_env(predator_prey_v0.parallel_env, 1, "sync")
-        state = {"obs": vec.reset(seed=0), "hidden": None}
+        model = LSFSAC(policy, predator_prey_v1.parallel_env, seed=0)
+        for n_envs, vectorization, how in (
+            (1, "sync", "generic team view"),
+            (1, "auto", "batched"),
+            (8, "auto", "batched"),
+        ):
+            vec = make_team_vec_env(predator_prey_v1.parallel_env, n_envs, vectorization)
+            state = {"obs": vec.reset(seed=0), "memory": None}
 
-        def acting(n: int, model: LSFSAC = model, vec=vec, state=state) -> None:
-            for _ in range(n):
-                actions, state["hidden"] = model.act(state["obs"].obs, state["obs"].avail, state["hidden"])
-                step = vec.step(actions)
-                state["obs"] = step.next
+            def acting(n: int, model: LSFSAC = model, vec=vec, state=state) -> None:
+                for _ in range(-(-n // vec.num_envs)):
+                    actions, state["memory"] = model.act(
+                        state["obs"].obs, state["obs"].avail, state["memory"]
+                    )
+                    step = vec.step(actions)
+                    state["obs"] = step.next
 
-        rows.append((f"team view + {policy} acting", _steps_per_second(acting, args.steps), None))
+            name = f"{how} ({type(vec).__name__}), {n_envs} env{'s' if n_envs > 1 else ''}, {policy} acting"
+            rows.append((name, _steps_per_second(acting, args.steps)))
         model.learn(40 * 200)
         start = time.perf_counter()
         model.train(args.updates, model.batch_size)
@@ -135,14 +158,14 @@ def run_throughput(args: argparse.Namespace) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     full_mb = _full_buffer_peak_mb()
     lines = [
-        "# Predator-prey throughput and memory (default settings)",
+        "# Predator-prey (v1) throughput and memory (default settings)",
         "",
         f"Command: `{command()}`",
         f"Machine: {machine()}; torch threads: {args.threads}. All figures from this one run.",
         "",
         "| what | env steps/s | ratio to raw env |",
         "|---|---:|---:|",
-        *(f"| {name} | {value:,.0f} | {value / base:.2f} |" for name, value, _ in rows),
+        *(f"| {name} | {value:,.0f} | {value / base:.2f} |" for name, value in rows),
         "",
         "| training update (batch of 32 episodes x 200 steps x 8 agents) | updates/s |",
         "|---|---:|",
@@ -169,7 +192,7 @@ def _full_buffer_peak_mb() -> float:
 
 def _fill_buffer_and_train() -> float:
     torch.set_num_threads(1)
-    model = LSFSAC("MlpPolicy", predator_prey_v0.parallel_env, seed=0)
+    model = LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, seed=0)
     model.learn(400)
     buffer = model.replay_buffer
     for array in buffer.storage.values():
