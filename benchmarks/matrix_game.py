@@ -60,6 +60,26 @@ CONFIGS = (
     Config("LSF-SAC", LSFSAC, STEPS),
     Config("MASAC (LSF-SAC, latent_dim=0)", LSFSAC, STEPS, {"latent_dim": 0}),
     Config("LSF-SAC, 4-unit mixing layer", LSFSAC, STEPS, {"mixer_embed_dim": 4}),
+    Config(
+        "LSF-SAC, epsilon-greedy acting",
+        LSFSAC,
+        STEPS,
+        {"exploration": "epsilon_greedy", "exploration_fraction": 0.5},
+    ),
+    Config(
+        "LSF-SAC, authors' code settings",
+        LSFSAC,
+        STEPS,
+        {
+            "exploration": "epsilon_greedy",
+            "exploration_fraction": 0.5,
+            "td_target": "greedy",
+            "message_network": "separate",
+            "latent_coef": 1e-3,
+            "decoder_target": "argmax",
+            "last_action_input": True,
+        },
+    ),
     Config("QMIX", QMIX, STEPS),
     Config("VDN", VDN, STEPS),
 )
@@ -142,7 +162,13 @@ def heatmap(tables: list[RunResult], path: Path) -> None:
 
 
 def report(
-    configs: list[Config], results: list[RunResult], seeds: list[int], command: str, wall: float, workers: int
+    configs: list[Config],
+    results: list[RunResult],
+    seeds: list[int],
+    command: str,
+    wall: float,
+    workers: int,
+    name: str,
 ) -> str:
     """The markdown results file."""
     lines = [
@@ -175,7 +201,7 @@ def report(
     for config in configs:
         first = next(r for r in results if r.config == config.name and r.seed == seeds[0])
         lines += [f"**{config.name}**", "", table_markdown(first), ""]
-    lines += ["![Q_tot heatmaps](matrix_game_qtot.png)", ""]
+    lines += [f"![Q_tot heatmaps]({name}_qtot.png)", ""]
     return "\n".join(lines)
 
 
@@ -186,9 +212,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one run each)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the .md and .png")
     parser.add_argument("--steps", type=int, default=None, help="override every budget (smoke tests)")
+    parser.add_argument(
+        "--configs", nargs="+", default=None, help="names of the configs to run (default: all)"
+    )
+    parser.add_argument("--name", default="matrix_game", help="stem of the results files")
     args = parser.parse_args(argv)
     seeds = list(range(args.seeds))
-    configs = [replace(c, steps=args.steps) if args.steps else c for c in CONFIGS]
+    names = [c.name for c in CONFIGS]
+    if args.configs and (unknown := sorted(set(args.configs) - set(names))):
+        parser.error(f"unknown configs {unknown}; choose from {names}")
+    configs = [c for c in CONFIGS if not args.configs or c.name in args.configs]
+    configs = [replace(c, steps=args.steps) if args.steps else c for c in configs]
     jobs = [(config, seed) for config in configs for seed in seeds]
     start = time.perf_counter()
     with Pool(args.workers) as pool:
@@ -196,11 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     wall = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(sys.argv)
-    results_file = args.out / "matrix_game.md"
+    results_file = args.out / f"{args.name}.md"
     write_keeping_section(
-        results_file, report(configs, results, seeds, command, wall, args.workers), EXPERIMENTS_HEADING
+        results_file,
+        report(configs, results, seeds, command, wall, args.workers, args.name),
+        EXPERIMENTS_HEADING,
     )
-    heatmap([r for r in results if r.seed == seeds[0]], args.out / "matrix_game_qtot.png")
+    heatmap([r for r in results if r.seed == seeds[0]], args.out / f"{args.name}_qtot.png")
 
 
 if __name__ == "__main__":

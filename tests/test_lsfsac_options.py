@@ -224,3 +224,42 @@ def test_last_action_input_is_what_acting_saw(policy: str, algo: str) -> None:
     _, state = model.predict(obs)
     assert state.shape == (n, model.policy.memory_dim)
     assert np.array_equal(state[:, -a:].sum(-1), np.ones(n))
+
+
+@pytest.mark.parametrize("algo", ["LSFSAC", "QMIX"])
+def test_fast_update_equals_the_reference_update(algo: str) -> None:
+    """Updates with the fused optimizers equal those of torch's reference Adam on the same batches."""
+    import marl_lsf
+
+    models = []
+    for _ in range(2):  # built and trained one after the other: both draw the same random numbers
+        models.append(getattr(marl_lsf, algo)("MlpPolicy", tiny_env(), seed=0, batch_size=4))
+        models[-1].learn(48)
+    fast, reference = models
+    for name in fast._saved_optimizers:
+        optimizer = getattr(reference, name)
+        if optimizer is not None:  # torch's single-tensor Adam, with the same state as the fused one
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            state = optimizer.state_dict()
+            for group in state["param_groups"]:
+                group.update(fused=None, foreach=False)
+            slow = torch.optim.Adam(params, lr=optimizer.param_groups[0]["lr"], foreach=False)
+            slow.load_state_dict(state)
+            setattr(reference, name, slow)
+    batch = fast.replay_buffer.sample(4, np.random.default_rng(0))
+    for step in range(3):
+        for model in models:
+            torch.manual_seed(step)
+            model._train_step(batch)
+    for name in fast._saved_modules:
+        for (key, a), b in zip(
+            getattr(fast, name).state_dict().items(),
+            getattr(reference, name).state_dict().values(),
+            strict=True,
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+    assert any(
+        getattr(fast, name).param_groups[0].get("fused")
+        for name in fast._saved_optimizers
+        if getattr(fast, name)
+    )
