@@ -114,7 +114,8 @@ def main() -> None:
         for algo, env, kwargs in [table[row]]
         for seed in args.seeds
     ]
-    runs = run_jobs(jobs, args.processes)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    runs = run_jobs(jobs, args.processes, progress=Path(args.out) / f"{args.name}.runs.jsonl")
     random = evaluate_random_policy(predator_prey_v1.parallel_env(), args.eval_episodes * 2, seed=10_000)
 
     out = Path(args.out)

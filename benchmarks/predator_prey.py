@@ -59,13 +59,14 @@ def run_curve(args: argparse.Namespace) -> None:
         for variant in args.variants
         for seed in args.seeds
     ]
-    runs = run_jobs(jobs, args.processes)
+    stem = args.name or f"predator_prey_{args.policy.lower()}"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    runs = run_jobs(jobs, args.processes, progress=Path(args.out) / f"{stem}.runs.jsonl")
     random = evaluate_random_policy(
         predator_prey_v1.parallel_env(**args.env_kwargs), args.eval_episodes * 2, seed=10_000
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = args.name or f"predator_prey_{args.policy.lower()}"
     groups = curves(runs, "returns")
     x_max = max((c[0][-1] for group in groups.values() for c in group), default=args.steps)
     groups["random policy"] = [(np.array([0, x_max]), np.full(2, random.mean_return))]

@@ -8,6 +8,7 @@ stop at a wall-clock limit, and its curve then ends where it got to.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -15,7 +16,7 @@ import shlex
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,10 +134,26 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
-def run_jobs(jobs: list[Job], processes: int) -> list[dict[str, Any]]:
-    """Run ``jobs`` in ``processes`` spawned worker processes (not daemonic, so a run may start env workers)."""
+def run_jobs(jobs: list[Job], processes: int, progress: Path | None = None) -> list[dict[str, Any]]:
+    """Run ``jobs`` in ``processes`` spawned worker processes (not daemonic, so a run may start env workers).
+
+    With ``progress``, each finished run's curve is appended to that file as one JSON line as soon
+    as it ends (and printed), so a long benchmark that is stopped keeps what it measured.
+    """
     with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
-        return list(pool.map(run_job, jobs))
+        futures = [pool.submit(run_job, job) for job in jobs]
+        for future in as_completed(futures):
+            run = future.result()
+            line = {key: value for key, value in run.items() if key != "job"} | {
+                "label": run["job"].label,
+                "seed": run["job"].seed,
+                "env": run["job"].env,
+            }
+            print(json.dumps(line), flush=True)
+            if progress is not None:
+                with progress.open("a") as file:
+                    file.write(json.dumps(line) + "\n")
+        return [future.result() for future in futures]
 
 
 def curves(runs: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:

@@ -120,7 +120,8 @@ def main() -> None:
                         name=run_label(algo, overrides),
                     )
                 )
-    runs = run_jobs(jobs, args.processes)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    runs = run_jobs(jobs, args.processes, progress=Path(args.out) / f"{args.name}.runs.jsonl")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = [
