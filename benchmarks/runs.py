@@ -108,12 +108,17 @@ def run_job(job: Job) -> dict[str, Any]:
         algo = getattr(marl_lsf, job.algo)
         model = algo(job.policy, factory, seed=job.seed, **job.algo_kwargs)
         walls: list[float] = []
+
+        def on_result(step: int, result: Any) -> None:
+            walls.append(time.perf_counter() - start)
+            print(
+                f"[{job.label} seed {job.seed}] step {step:,}: test return {result.mean_return:.1f} "
+                f"({walls[-1] / 60:.1f} min)",
+                flush=True,
+            )
+
         evaluation = EvalCallback(
-            factory,
-            job.eval_every,
-            job.eval_episodes,
-            seed=10_000 + job.seed,
-            on_result=lambda *_: walls.append(time.perf_counter() - start),
+            factory, job.eval_every, job.eval_episodes, seed=10_000 + job.seed, on_result=on_result
         )
         callbacks: list[BaseCallback] = [evaluation]
         if job.time_limit is not None:

@@ -127,20 +127,20 @@ class LatentCritic(nn.Module):
         message_in = n_agents * latent_dim
         self.q_head = nn.Sequential(
             nn.Linear(hidden_dim + message_in, hidden_dim),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
             nn.Linear(hidden_dim, n_actions),
         )
         if latent_dim > 0:
             separate = message_network == "separate"
             self.encoder = nn.Sequential(
-                *((nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)) if separate else ()),
+                *((nn.Linear(in_dim, hidden_dim), nn.ReLU()) if separate else ()),
                 nn.Linear(hidden_dim, hidden_dim),
-                nn.ReLU(inplace=True),
+                nn.ReLU(),
                 nn.Linear(hidden_dim, n_agents * latent_dim),
             )
             self.decoder = nn.Sequential(
                 nn.Linear(message_in + n_agents, hidden_dim),
-                nn.ReLU(inplace=True),
+                nn.ReLU(),
                 nn.Linear(hidden_dim, n_actions),
             )
             self.register_buffer("ids", torch.eye(n_agents), persistent=False)

@@ -29,9 +29,9 @@ class MLPTorso(Torso):
         super().__init__(in_dim, hidden_dim)
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
             nn.Linear(hidden_dim, hidden_dim),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
         )
 
     def forward(
