@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from envs import predator_prey_v0
+from envs import predator_prey_v1
 from marl_lsf import LSFSAC, evaluate_policy, evaluate_random_policy
 
 STEPS = int(float(os.environ.get("MARL_LSF_EXAMPLE_STEPS", 60_000)))
@@ -25,17 +25,18 @@ def main() -> None:
     """Train, evaluate against random play, save, reload and evaluate the reloaded model."""
     console = Console()
     console.rule("[bold]LSF-SAC on predator-prey (10x10 grid, 8 predators, 8 prey)")
-    model = LSFSAC("MlpPolicy", predator_prey_v0.parallel_env, seed=0, verbose=0)
+    # 8 env copies stepped together by the env's NumPy batched form; one update per 8 episodes.
+    model = LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_envs=8, train_freq=8, seed=0, verbose=0)
     start = time.perf_counter()
     model.learn(STEPS, progress_bar=True)
     train_seconds = time.perf_counter() - start
 
-    trained = evaluate_policy(model, predator_prey_v0.parallel_env(), EVAL_EPISODES, seed=100)
-    random = evaluate_random_policy(predator_prey_v0.parallel_env(), EVAL_EPISODES, seed=100)
+    trained = evaluate_policy(model, predator_prey_v1.parallel_env(), EVAL_EPISODES, seed=100)
+    random = evaluate_random_policy(predator_prey_v1.parallel_env(), EVAL_EPISODES, seed=100)
     path = Path(tempfile.mkdtemp(prefix="marl-lsf-demo-")) / "lsfsac_predator_prey.zip"
     model.save(path)
-    reloaded = LSFSAC.load(path, env=predator_prey_v0.parallel_env())
-    again = evaluate_policy(reloaded, predator_prey_v0.parallel_env(), EVAL_EPISODES, seed=100)
+    reloaded = LSFSAC.load(path, env=predator_prey_v1.parallel_env())
+    again = evaluate_policy(reloaded, predator_prey_v1.parallel_env(), EVAL_EPISODES, seed=100)
 
     table = Table(title=f"Test return over {EVAL_EPISODES} episodes (the maximum is 40)")
     for column in ("team", "mean return", "std", "mean length"):
