@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from gymnasium import spaces
 
 
@@ -94,3 +95,18 @@ def check_actions(
             raise ValueError(
                 f"action {actions[agent]!r} of agent {agent!r} is outside its action space {space}{names}"
             )
+
+
+def check_vector_actions(actions: Any, num_envs: int, n_agents: int) -> np.ndarray:
+    """``actions`` as an integer array of shape ``(num_envs, n_agents)``, as a batched env's ``step`` takes them.
+
+    Raises:
+        ValueError: for another shape or a non-integer dtype, naming what was expected.
+    """
+    array = np.asarray(actions)
+    expected = (num_envs, n_agents)
+    if array.shape != expected:
+        raise ValueError(f"actions have shape {array.shape}, expected {expected} (num_envs, n_agents)")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"actions must be integers, got dtype {array.dtype}")
+    return array

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from envs import predator_prey_v1
+from envs._checks import check_vector_actions
 from envs.predator_prey_v0 import _EMPTY, _PREDATOR, _PREY, ACTION_NAMES, CATCH, STAY
 from marl_lsf.team_env import TeamObs, TeamSpec, TeamStep, TeamVecEnv, build_spec, episode_length_hint
 
@@ -186,12 +187,7 @@ class PredatorPreyVecEnv(TeamVecEnv):
         """``actions [E, N]`` of the live agents (``STAY`` for the others), checked against the masks."""
         if self._avail is None:
             raise RuntimeError("step() called before reset()")
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected:
-            raise ValueError(f"actions have shape {actions.shape}, expected {expected} (num_envs, n_agents)")
-        if not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be integers, got dtype {actions.dtype}")
+        actions = check_vector_actions(actions, self.num_envs, self.spec.n_agents)
         alive = self._predator_alive
         chosen = np.where(alive, actions, STAY).astype(np.int64, copy=False)
         if chosen.min() < 0 or chosen.max() >= len(ACTION_NAMES):

@@ -43,7 +43,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from envs import _starcraft
-from envs._checks import check_render_mode
+from envs._checks import check_render_mode, check_vector_actions
 from marl_lsf.team_env import TeamObs, TeamSpec, TeamStep, TeamVecEnv, build_spec
 
 INSTALL_HINT = "SMAX needs JAX and JaxMARL: `pip install marl-lsf[smax]` (or `pip install jaxmarl`)."
@@ -445,12 +445,7 @@ class SmaxTeamVecEnv(TeamVecEnv):
         return TeamStep(self._last, _team_obs(final), reward, terminated, truncated, infos)
 
     def _checked_actions(self, actions: np.ndarray, last: TeamObs) -> np.ndarray:
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected:
-            raise ValueError(f"actions have shape {actions.shape}, expected {expected} (num_envs, n_agents)")
-        if not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be integers, got dtype {actions.dtype}")
+        actions = check_vector_actions(actions, self.num_envs, self.spec.n_agents)
         if actions.min() < 0 or actions.max() >= self.spec.n_actions:
             raise ValueError(
                 f"actions must lie in [0, {self.spec.n_actions}), got {actions.min()}..{actions.max()}"
