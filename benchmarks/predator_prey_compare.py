@@ -1,0 +1,121 @@
+"""One figure and one table from several predator-prey learning-curve results, beside the public rerun.
+
+    python benchmarks/predator_prey_compare.py --name predator_prey_paper_comparison \
+        --runs "QMIX=predator_prey_qmix_control.md" "LSF-SAC=predator_prey_lsfsac_authors_1m.runs.jsonl"
+
+Each ``--runs LABEL=FILE`` reads the curves of one group from a results file of
+``predator_prey.py curve`` under ``--out``: its ``.runs.jsonl`` (one line per finished run) or,
+for results written before those files existed, the per-seed table of its ``.md``. The figure
+draws each group's median greedy test return with a min-max band over seeds; the table gives the
+final and best returns, the steps reached and the public rerun's 1M-step figures of pymarl's
+implementations on the same env (``PUBLIC_RERUN`` in ``predator_prey.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from predator_prey import PUBLIC_RERUN
+from runs import RESULTS, command, machine
+
+from marl_lsf.plotting import plot_curves
+
+Curve = tuple[np.ndarray, np.ndarray]
+
+
+def curves_from_jsonl(path: Path) -> list[Curve]:
+    """The ``(steps, returns)`` curve of every run in a ``.runs.jsonl`` file."""
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [(np.array(run["steps"], float), np.array(run["returns"], float)) for run in runs if run["steps"]]
+
+
+def curves_from_markdown(path: Path) -> list[Curve]:
+    """The per-seed curves of the ``| env steps | ... seed N |`` table of a ``predator_prey.py curve`` results file."""
+    lines = path.read_text().splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("| env steps |"))
+    except StopIteration:
+        raise ValueError(f"{path}: no '| env steps |' table of per-seed returns") from None
+    n_seeds = lines[start].count("|") - 2
+    steps, values = [], []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        steps.append(float(cells[0].replace(",", "")))
+        values.append([float(cell) if cell else np.nan for cell in cells[1 : 1 + n_seeds]])
+    table = np.array(values, float)
+    return [(np.array(steps), table[:, seed]) for seed in range(n_seeds)]
+
+
+def read_curves(path: Path) -> list[Curve]:
+    """Curves from a ``.runs.jsonl`` or ``.md`` results file."""
+    if path.suffix == ".jsonl":
+        return curves_from_jsonl(path)
+    if path.suffix == ".md":
+        return curves_from_markdown(path)
+    raise ValueError(f"{path}: expected a .runs.jsonl or .md results file of predator_prey.py curve")
+
+
+def summary_row(label: str, source: str, curves: list[Curve]) -> str:
+    """``| label | seeds | final median [min, max] | best median | steps reached | source |``."""
+    finals = [y[np.isfinite(y)][-1] for _, y in curves]
+    best = [np.nanmax(y) for _, y in curves]
+    reached = [x[np.isfinite(y)][-1] for x, y in curves]
+    return (
+        f"| {label} | {len(curves)} | {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] "
+        f"| {np.median(best):.1f} | {int(np.median(reached)):,} | [{source}]({source}) |"
+    )
+
+
+def main() -> None:
+    """Command line: read the groups, write ``<name>.md`` and ``<name>.png`` under ``--out``."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", nargs="+", required=True, metavar="LABEL=FILE", help="a group and its results file"
+    )
+    parser.add_argument("--name", default="predator_prey_comparison", help="stem of the result files")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    groups: dict[str, list[Curve]] = {}
+    rows = []
+    for spec in args.runs:
+        label, sep, file = spec.partition("=")
+        if not sep or not label or not file:
+            parser.error(f"--runs expects LABEL=FILE, got {spec!r}")
+        curves = read_curves(args.out / file)
+        if not curves:
+            parser.error(f"{file}: no finished run to draw")
+        groups[label] = curves
+        rows.append(summary_row(label, file, curves))
+    plot_curves(
+        groups,
+        args.out / f"{args.name}.png",
+        ylabel="greedy test return (mean of 16 episodes)",
+        title="Predator-prey, 10x10, 8 predators, 8 prey, punishment -2: median, min-max over seeds",
+    )
+    lines = [
+        "# Predator-prey (the paper's Fig. 3 setting): LSF-SAC, MASAC and QMIX at the same budget",
+        "",
+        f"Command: `{command()}`",
+        f"Machine (drawing only; each source file gives the machine of its runs): {machine()}",
+        "",
+        "| algorithm | seeds | final (median [min, max]) | best (median) | env steps reached (median) | source |",
+        "|---|---:|---|---:|---:|---|",
+        *rows,
+        "",
+        *PUBLIC_RERUN,
+        "",
+        f"![curves]({args.name}.png)",
+    ]
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
