@@ -29,19 +29,29 @@ def trained_batch(model: LSFSAC, episodes: int = 4) -> object:
 
 
 def test_next_agent_values_on_hand_numbers() -> None:
-    """One agent, three actions, the last one masked: each target's value of Q^- = (1, 2, 9)."""
+    """One agent, three actions, the last one masked: each target's value of Q^- = (1, 2, 9).
+
+    ``"max"`` takes the online critic's best available action (Q = (3, 1, 7), 7 masked), not pi's.
+    """
     model = LSFSAC("MlpPolicy", tiny_env(), seed=0)
     q_target = torch.tensor([1.0, 2.0, 9.0])
     log_pi = masked_log_softmax(torch.log(torch.tensor([0.25, 0.75, 0.5])), torch.tensor([True, True, False]))
     pi, alpha = log_pi.exp(), torch.tensor(0.5)
+    q_online, avail = torch.tensor([3.0, 1.0, 7.0]), torch.tensor([True, True, False])
     entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
-    expected = {"expected": 0.25 * 1 + 0.75 * 2, "greedy": 2.0, "soft": 0.25 * 1 + 0.75 * 2 + 0.5 * entropy}
+    expected = {
+        "expected": 0.25 * 1 + 0.75 * 2,
+        "greedy": 2.0,
+        "soft": 0.25 * 1 + 0.75 * 2 + 0.5 * entropy,
+        "max": 1.0,
+    }
     for td_target, value in expected.items():
         model.td_target = td_target
-        assert model._next_agent_values(q_target, pi, log_pi, alpha).item() == pytest.approx(value, abs=1e-6)
+        got = model._next_agent_values(q_target, pi, log_pi, alpha, q_online, avail).item()
+        assert got == pytest.approx(value, abs=1e-6), td_target
 
 
-@pytest.mark.parametrize("td_target", ["expected", "greedy", "soft"])
+@pytest.mark.parametrize("td_target", ["expected", "greedy", "soft", "max"])
 def test_td_target_bootstraps_from_the_target_critic_under_the_policy(td_target: str) -> None:
     """y = r + gamma (1 - d) sum_i V_i(next) with VDN and one-step targets, recomputed here from Q^-."""
     model = LSFSAC("MlpPolicy", tiny_env(), seed=0, mixer="vdn", td_lambda=0.0, td_target=td_target)
@@ -50,10 +60,12 @@ def test_td_target_bootstraps_from_the_target_critic_under_the_policy(td_target:
     _, _, _, y = model.critic_losses(batch, pi, log_pi)
 
     with torch.no_grad():
-        q_target, _, _ = model.critics_target[0](model.critic_inputs(batch.obs, batch.actions), sample=False)
+        critic_in = model.critic_inputs(batch.obs, batch.actions)
+        q_target, _, _ = model.critics_target[0](critic_in, sample=False)
         alpha = model.log_ent_coef.exp()
-        if td_target == "greedy":
-            best = pi.masked_fill(~batch.avail, -1.0).argmax(-1, keepdim=True)
+        if td_target in ("greedy", "max"):
+            chooser = pi if td_target == "greedy" else model.critics[0](critic_in, sample=True)[0]
+            best = chooser.masked_fill(~batch.avail, -math.inf).argmax(-1, keepdim=True)
             values = q_target.gather(-1, best).squeeze(-1)
         else:
             entropy_bonus = -alpha * log_pi if td_target == "soft" else 0.0
@@ -144,7 +156,7 @@ def test_decoder_labels_are_pi_or_its_argmax(decoder_target: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"td_target": "max"}, "td_target must be one of"),
+        ({"td_target": "maximum"}, "td_target must be one of"),
         ({"exploration": "boltzmann"}, "exploration must be one of"),
         ({"message_network": "own"}, "message_network must be one of"),
         ({"decoder_target": "hard"}, "decoder_target must be one of"),

@@ -23,11 +23,18 @@ from marl_lsf.algorithms.base import MultiAgentAlgorithm, adam, epsilon_schedule
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
-from marl_lsf.nets.agents import MESSAGE_NETWORKS, check_choice, check_q_messages, masked_log_softmax
+from marl_lsf.nets.agents import (
+    MASKED_LOGIT,
+    MESSAGE_NETWORKS,
+    check_choice,
+    check_q_messages,
+    masked_log_softmax,
+)
 from marl_lsf.nets.policies import EpsilonGreedyPolicy, SoftmaxPolicy
 
-#: The TD targets LSF-SAC offers: the policy's expected target Q, its greedy one, SAC's soft value.
-TD_TARGETS = ("expected", "greedy", "soft")
+#: The TD targets LSF-SAC offers: the policy's expected target Q, its greedy one, SAC's soft value,
+#: or the critic's own maximum (QMIX's double-Q target).
+TD_TARGETS = ("expected", "greedy", "soft", "max")
 #: How LSF-SAC's agents act while training: sampling pi, or epsilon-greedy on argmax pi.
 EXPLORATIONS = ("sample", "epsilon_greedy")
 #: Labels the message decoder is trained on: pi as soft labels, or argmax pi as a hard label.
@@ -63,7 +70,10 @@ class LSFSAC(MultiAgentAlgorithm):
         td_target: the value of the next state in the TD target (eq. 16), per agent under its
             policy: ``"expected"``, sum_a pi_i(a) Q_i^-(a), the paper's eq. 16 (no entropy term);
             ``"greedy"``, Q_i^- at argmax pi_i (the authors' released code); ``"soft"``,
-            sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] (SAC's soft value). Where agents leave
+            sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] (SAC's soft value); ``"max"``, the
+            ``max_{a*}`` of eq. 16 taken as QMIX takes it (Q_i^- at the online critic's argmax
+            Q_i, double Q), so the critics learn as QMIX's utilities do, independently of the
+            actor, and the actor follows them through eq. 14. Where agents leave
             an episode early (predator-prey's frozen catchers, SMAC's dead units) the soft value's
             entropy stream pays the agents for staying in it.
         exploration: how agents act while training: ``"sample"`` draws from pi (SAC);
@@ -286,15 +296,20 @@ class LSFSAC(MultiAgentAlgorithm):
         alpha = self.log_ent_coef.detach().exp()
         pi, log_pi = pi.detach(), log_pi.detach()
         critic_in = self.critic_inputs(batch.obs, batch.actions)
+        online = [critic(critic_in, sample=True) for critic in self.critics]
 
         # TD target: y = r + gamma (1 - d) Mixer^-(s', [V_i^-(tau'_i)]), TD(lambda) over episodes, with
-        # V_i^- = sum_a pi_i(a) Q_i^-(a) ("expected", eq. 16), Q_i^-(argmax pi_i) ("greedy") or
-        # sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] ("soft").
+        # V_i^- = sum_a pi_i(a) Q_i^-(a) ("expected", eq. 16), Q_i^-(argmax pi_i) ("greedy"),
+        # sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] ("soft") or Q_i^-(argmax Q_i) ("max").
         with torch.no_grad():
             next_values = []
-            for critic_target, mixer_target in zip(self.critics_target, self.mixers_target, strict=True):
+            for (q, _, _), critic_target, mixer_target in zip(
+                online, self.critics_target, self.mixers_target, strict=True
+            ):
                 q_target, _, _ = critic_target(critic_in, sample=False, decode=False)
-                v_target = self._next_agent_values(q_target, pi, log_pi, alpha) * alive
+                v_target = (
+                    self._next_agent_values(q_target, pi, log_pi, alpha, q.detach(), batch.avail) * alive
+                )
                 next_values.append(mixer_target(v_target, batch.state)[:, 1:])
             next_value = torch.stack(next_values).min(0).values
             y = lambda_returns(
@@ -304,8 +319,7 @@ class LSFSAC(MultiAgentAlgorithm):
         td_loss = torch.zeros((), device=self.device)
         latent_loss = torch.zeros((), device=self.device)
         q_values = []
-        for critic, mixer in zip(self.critics, self.mixers, strict=True):
-            q, latent, _ = critic(critic_in, sample=True)
+        for (q, latent, _), mixer in zip(online, self.mixers, strict=True):
             # L_TD = (Mixer(s, [Q_i(tau_i, a_i, m_i)]) - y)^2 over filled steps.
             q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
             q_tot = mixer(q_taken, batch.state[:, :-1])
@@ -326,9 +340,22 @@ class LSFSAC(MultiAgentAlgorithm):
         return td_loss, latent_loss, q_values, y
 
     def _next_agent_values(
-        self, q_target: torch.Tensor, pi: torch.Tensor, log_pi: torch.Tensor, alpha: torch.Tensor
+        self,
+        q_target: torch.Tensor,
+        pi: torch.Tensor,
+        log_pi: torch.Tensor,
+        alpha: torch.Tensor,
+        q_online: torch.Tensor,
+        avail: torch.Tensor,
     ) -> torch.Tensor:
-        """Each agent's value ``[B, T+1, N]`` of the target critic's ``q_target`` under its policy, per ``td_target``."""
+        """Each agent's value ``[B, T+1, N]`` of the target critic's ``q_target`` per ``td_target``.
+
+        ``q_online`` (the online critic's Q-values) and the availability mask ``avail`` choose the
+        action of ``"max"``; the other targets use the policy ``pi``.
+        """
+        if self.td_target == "max":
+            best = q_online.masked_fill(~avail, MASKED_LOGIT).argmax(-1, keepdim=True)
+            return q_target.gather(-1, best).squeeze(-1)
         if self.td_target == "greedy":
             return q_target.gather(-1, pi.argmax(-1, keepdim=True)).squeeze(-1)
         if self.td_target == "expected":
