@@ -614,6 +614,7 @@ class MultiAgentAlgorithm(ABC):
         state: np.ndarray | None = None,
         episode_start: np.ndarray | bool | None = None,
         deterministic: bool = False,
+        action_masks: Mapping[str, Any] | np.ndarray | None = None,
     ) -> tuple[dict[str, int] | np.ndarray, np.ndarray | None]:
         """Per-agent actions from per-agent observations (decentralized: each agent sees only its own).
 
@@ -627,6 +628,16 @@ class MultiAgentAlgorithm(ABC):
                 ``last_action_input``; see ``marl_lsf.nets.policies``); None starts from zeros.
             episode_start: bool (or ``[B]`` bools) marking a new episode: its state is reset.
             deterministic: greedy instead of sampled actions.
+            action_masks: the actions the caller allows, as SB3-contrib's ``MaskablePPO.predict``
+                takes them: a dict ``agent -> mask`` (each of that agent's action count; an
+                agent's ``info`` dict holding ``"action_mask"`` is read too, so the env's
+                ``infos`` can be passed as they are; absent agents are not restricted), or a bool
+                array ``[N, A]``/``[B, N, A]`` over the padded ``A`` actions. They are combined
+                with the masks of dict observations: only actions both allow are chosen.
+
+        Raises:
+            ValueError: an observation or mask of the wrong shape, or a mask that leaves an
+                agent no available action (the agent is named).
 
         Returns:
             ``(actions, state)``: actions in the input's form (a dict for a dict, an array for an
@@ -643,6 +654,12 @@ class MultiAgentAlgorithm(ABC):
             avail = np.zeros((*obs.shape[:2], self.spec.n_actions), dtype=bool)
             for i, count in enumerate(self.spec.action_counts):
                 avail[:, i, :count] = True
+        if action_masks is not None:
+            avail = avail & self._caller_masks(action_masks, avail.shape, alive if is_dict else None)
+            stuck = ~avail.any(-1)
+            if stuck.any():
+                agent = self.spec.agents[int(stuck.nonzero()[1][0])]
+                raise ValueError(f"action_masks leaves agent {agent!r} no available action")
         hidden = None
         if self.policy.memory_dim:
             shape = (obs.shape[0], self.spec.n_agents, self.policy.memory_dim)
@@ -666,6 +683,36 @@ class MultiAgentAlgorithm(ABC):
         if not batched:
             return actions[0], None if next_state is None else next_state[0]
         return actions, next_state
+
+    def _caller_masks(
+        self, masks: Mapping[str, Any] | np.ndarray, shape: tuple[int, ...], alive: np.ndarray | None
+    ) -> np.ndarray:
+        """``predict``'s ``action_masks`` as bools of ``shape`` ``[B, N, A]``; ``alive`` limits a dict to live agents."""
+        allowed = np.ones(shape, dtype=bool)
+        if not isinstance(masks, Mapping):
+            array = np.asarray(masks)
+            if array.dtype != bool and not np.isin(array, (0, 1)).all():
+                raise ValueError("action_masks must hold only True/False (or 1/0)")
+            if array.shape not in (shape, shape[1:]):
+                raise ValueError(f"action_masks has shape {array.shape}, expected {shape[1:]} or {shape}")
+            return allowed & array.astype(bool)
+        unknown = sorted(set(masks) - set(self.spec.agents))
+        if unknown:
+            raise ValueError(f"action_masks for unknown agents {unknown}; expected {list(self.spec.agents)}")
+        for i, agent in enumerate(self.spec.agents):
+            mask = masks.get(agent)
+            if isinstance(mask, Mapping):
+                mask = mask.get("action_mask")
+            if mask is None or (alive is not None and not alive[i]):
+                continue
+            mask = np.asarray(mask).reshape(-1)
+            count = self.spec.action_counts[i]
+            if mask.size != count or (mask.dtype != bool and not np.isin(mask, (0, 1)).all()):
+                raise ValueError(
+                    f"action_masks[{agent!r}] must be {count} True/False (or 1/0) entries, got {mask.size} of {mask.dtype}"
+                )
+            allowed[:, i, :count] = mask.astype(bool)
+        return allowed
 
     def _array_observation(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
         """Validate an array observation; returns ``([B, N, obs_dim], batched)``."""
