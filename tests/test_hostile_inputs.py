@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from envs import matrix_game_v0
 from marl_lsf import LSFSAC, QMIX, MultiAgentAlgorithm
 from marl_lsf.cli import main
 from marl_lsf.nets.agents import masked_argmax, masked_log_softmax, masked_sample
+from marl_lsf.save_util import ModelFileError
 
 MATRIX_FACTORY = "envs.matrix_game_v0:parallel_env"
 
@@ -253,3 +256,126 @@ def test_predict_refuses_bad_action_masks_by_name(masks: object, message: str) -
     obs, _ = matrix_game_v0.parallel_env().reset(seed=0)
     with pytest.raises(ValueError, match=message):
         model.predict(obs, action_masks=masks)
+
+
+# -- malformed model files ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained LSF-SAC on the matrix game, saved with its optimizers."""
+    return matrix_model(LSFSAC).save(tmp_path_factory.mktemp("model") / "model.zip")
+
+
+def altered(src: Path, dst: Path, data_text: str | None = None, tensors: dict | None = None) -> Path:
+    """A copy of the model file ``src`` at ``dst`` with ``data.json`` text and/or ``tensors.pt`` replaced."""
+    with zipfile.ZipFile(src) as archive:
+        members = {name: archive.read(name) for name in ("data.json", "tensors.pt")}
+    if data_text is not None:
+        members["data.json"] = data_text.encode()
+    if tensors is not None:
+        buffer = io.BytesIO()
+        torch.save(tensors, buffer)
+        members["tensors.pt"] = buffer.getvalue()
+    with zipfile.ZipFile(dst, "w") as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+    return dst
+
+
+def file_data(path: Path) -> dict:
+    """The ``data.json`` of a model file."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("data.json"))
+
+
+def file_tensors(path: Path) -> dict:
+    """The ``tensors.pt`` of a model file."""
+    with zipfile.ZipFile(path) as archive:
+        return torch.load(io.BytesIO(archive.read("tensors.pt")), weights_only=True)
+
+
+def test_deeply_nested_data_json_is_a_model_file_error(model_file: Path, tmp_path: Path) -> None:
+    path = altered(model_file, tmp_path / "deep.zip", data_text="[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ModelFileError, match="data.json is nested too deeply"):
+        LSFSAC.load(path)
+
+
+@pytest.mark.parametrize("counter", ["num_timesteps", "episode_num", "n_updates"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -3, 2.5, "12", True])
+def test_non_integer_counters_are_named(
+    model_file: Path, tmp_path: Path, counter: str, value: object
+) -> None:
+    text = json.dumps(file_data(model_file) | {counter: value})  # inf and NaN become Infinity and NaN
+    path = altered(model_file, tmp_path / "counter.zip", data_text=text)
+    with pytest.raises(ModelFileError, match=f"{counter} must be a non-negative whole number"):
+        LSFSAC.load(path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("learning_rate", "fast", "a finite float"),
+        ("learning_rate", float("inf"), "a finite float"),
+        ("gamma", None, "a finite float"),
+        ("hidden_dim", 16.5, "a finite int"),
+        ("buffer_size", float("inf"), "a finite int"),
+        ("last_action_input", 1, "a bool"),
+        ("ent_coef", [0.1], "a finite str or float"),
+        ("seed", "0", "a finite int or None"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_named(
+    model_file: Path, tmp_path: Path, setting: str, value: object, expected: str
+) -> None:
+    data = file_data(model_file)
+    data["params"][setting] = value
+    path = altered(model_file, tmp_path / "setting.zip", data_text=json.dumps(data))
+    with pytest.raises(ModelFileError, match=f"model setting '{setting}' must be {expected}, got"):
+        LSFSAC.load(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused_naming_the_tensor(
+    model_file: Path, tmp_path: Path, bad: float
+) -> None:
+    tensors = file_tensors(model_file)
+    tensors["module/actor"]["head.weight"][0, 0] = bad
+    path = altered(model_file, tmp_path / "nan.zip", tensors=tensors)
+    with pytest.raises(ModelFileError, match="tensor module/actor/head.weight contains NaN or inf"):
+        LSFSAC.load(path)
+
+
+def test_non_finite_optimizer_state_is_refused(model_file: Path, tmp_path: Path) -> None:
+    model = LSFSAC.load(model_file, env=matrix_game_v0.parallel_env()).learn(16)
+    saved = model.save(tmp_path / "trained.zip")
+    tensors = file_tensors(saved)
+    tensors["optim/actor_optimizer"]["state"][0]["exp_avg"].fill_(float("nan"))
+    path = altered(saved, tmp_path / "nan_optim.zip", tensors=tensors)
+    with pytest.raises(ModelFileError, match="tensor optim/actor_optimizer/state/0/exp_avg contains NaN"):
+        LSFSAC.load(path)
+
+
+def test_whole_float_for_an_int_setting_still_loads(model_file: Path, tmp_path: Path) -> None:
+    data = file_data(model_file)
+    data["params"]["learning_starts"] = 100.0  # LSFSAC(..., learning_starts=1e2) saves a float
+    path = altered(model_file, tmp_path / "float.zip", data_text=json.dumps(data))
+    assert LSFSAC.load(path).learning_starts == 100
+
+
+def test_huge_random_state_is_a_model_file_error(model_file: Path, tmp_path: Path) -> None:
+    data = file_data(model_file)
+    data["rng"]["python"][1][0] = 10**40
+    path = altered(model_file, tmp_path / "rng.zip", data_text=json.dumps(data))
+    with pytest.raises(ModelFileError, match="random number generator states are malformed"):
+        LSFSAC.load(path)
+
+
+def test_malformed_model_is_one_line_on_the_command_line(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tensors = file_tensors(model_file)
+    tensors["module/critics"][next(iter(tensors["module/critics"]))].fill_(float("nan"))
+    path = altered(model_file, tmp_path / "nan.zip", tensors=tensors)
+    assert main(["eval", str(path), "--env", "matrix_game", "--episodes", "1"]) == 2
+    assert "contains NaN or inf" in one_line_error(capsys)
