@@ -356,6 +356,27 @@ def test_non_finite_optimizer_state_is_refused(model_file: Path, tmp_path: Path)
         LSFSAC.load(path)
 
 
+@pytest.mark.parametrize("setting", ["hidden_dim", "mixer_embed_dim", "latent_dim"])
+def test_huge_network_settings_are_refused_before_allocating(
+    model_file: Path, tmp_path: Path, setting: str
+) -> None:
+    data = file_data(model_file)
+    data["params"][setting] = 10**9  # terabytes of weights if the networks were built
+    path = altered(model_file, tmp_path / "huge.zip", data_text=json.dumps(data))
+    with pytest.raises(
+        ModelFileError, match=r"tensor module/\w+/[\w.]+ has shape .* but the file's settings make it"
+    ):
+        LSFSAC.load(path)
+
+
+def test_missing_tensor_is_named(model_file: Path, tmp_path: Path) -> None:
+    tensors = file_tensors(model_file)
+    del tensors["module/actor"]["head.bias"]
+    path = altered(model_file, tmp_path / "missing.zip", tensors=tensors)
+    with pytest.raises(ModelFileError, match="tensor module/actor/head.bias is missing"):
+        LSFSAC.load(path)
+
+
 def test_whole_float_for_an_int_setting_still_loads(model_file: Path, tmp_path: Path) -> None:
     data = file_data(model_file)
     data["params"]["learning_starts"] = 100.0  # LSFSAC(..., learning_starts=1e2) saves a float

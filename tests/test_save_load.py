@@ -201,7 +201,7 @@ def test_settings_and_tensors_that_do_not_fit_are_refused(saved: Path, tmp_path:
     wider = rewrite(
         saved, tmp_path / "wider.zip", data=data | {"params": data["params"] | {"hidden_dim": 32}}
     )
-    with pytest.raises(ModelFileError, match="saved state does not fit this LSFSAC"):
+    with pytest.raises(ModelFileError, match="has shape .* but the file's settings make it"):
         LSFSAC.load(wider, env=tiny_env())
     unknown = rewrite(saved, tmp_path / "unknown.zip", data=data | {"params": data["params"] | {"evil": 1}})
     with pytest.raises(ModelFileError, match="settings are incomplete or invalid"):

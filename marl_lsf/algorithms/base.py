@@ -884,6 +884,7 @@ class MultiAgentAlgorithm(ABC):
             for info in episodes
         ):
             raise ModelFileError(f"{path}: ep_info_buffer must be a list of objects of finite numbers")
+        model._check_saved_shapes(tensors, path)
         model._setup_model()
         try:
             for name in model._saved_modules:
@@ -910,6 +911,40 @@ class MultiAgentAlgorithm(ABC):
             # The run's global generators are set again when it continues (learn(reset_num_timesteps=False)).
             model._resume_rng_state = global_rng_state()
         return model
+
+    def _check_saved_shapes(self, tensors: Mapping[str, Any], path: str | Path) -> None:
+        """Refuse saved networks whose tensors lack the shapes this model's settings give them.
+
+        The networks are first built on torch's ``meta`` device (no memory), so settings that
+        would make huge networks (``hidden_dim=10**7`` in a small file) are refused before
+        anything is allocated; once the shapes match, the networks are as large as the file's
+        tensors.
+        """
+        device, self.device = self.device, torch.device("meta")
+        try:
+            with torch.device("meta"):
+                self._build_networks()
+            expected: list[tuple[str, tuple[int, ...], Any]] = []
+            for name in self._saved_modules:
+                saved = tensors.get(f"module/{name}")
+                saved = saved if isinstance(saved, Mapping) else {}
+                expected += [
+                    (f"module/{name}/{key}", tuple(value.shape), saved.get(key))
+                    for key, value in getattr(self, name).state_dict().items()
+                ]
+            expected += [
+                (f"tensor/{name}", tuple(getattr(self, name).shape), tensors.get(f"tensor/{name}"))
+                for name in self._saved_tensors
+            ]
+        finally:
+            self.device = device
+        for name, shape, saved in expected:
+            if not isinstance(saved, torch.Tensor):
+                raise ModelFileError(f"{path}: tensor {name} is missing")
+            if tuple(saved.shape) != shape:
+                raise ModelFileError(
+                    f"{path}: tensor {name} has shape {tuple(saved.shape)}, but the file's settings make it {shape}"
+                )
 
 
 def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
