@@ -80,6 +80,39 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+#: Largest ``data.json`` read: settings, spaces, counters and RNG states (tens of kB in practice).
+MAX_DATA_BYTES = 16 * 2**20
+#: Largest ratio of a member's size to its compressed size (above ``RATIO_FREE_BYTES``). Networks
+#: compress ~1.1x and replay buffers ~20x at the level ``save_model_file`` uses (~36x at zlib's
+#: default level); a zip bomb ~1000x. Raise it to read a file you trust that compresses better.
+MAX_COMPRESSION_RATIO = 40
+#: Members up to this size are read whatever their compression ratio.
+RATIO_FREE_BYTES = 64 * 2**20
+
+
+def _check_member(info: zipfile.ZipInfo, path: Path) -> None:
+    """Refuse a member before reading it when its declared size is implausible for a model file.
+
+    Reading stops at the declared size (``zipfile`` checks it and the CRC), so these checks bound
+    the memory a load takes by the file's size: at most ``MAX_COMPRESSION_RATIO`` times it, twice
+    (the raw bytes and the tensors), or ``RATIO_FREE_BYTES``.
+    """
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelFileError(
+            f"{path}: {info.filename} uses zip compression method {info.compress_type}, not deflate"
+        )
+    if info.filename == DATA_NAME and info.file_size > MAX_DATA_BYTES:
+        raise ModelFileError(
+            f"{path}: {DATA_NAME} declares {info.file_size:,} bytes, over {MAX_DATA_BYTES:,}"
+        )
+    if info.file_size > max(RATIO_FREE_BYTES, MAX_COMPRESSION_RATIO * info.compress_size):
+        raise ModelFileError(
+            f"{path}: {info.filename} would inflate {info.compress_size:,} bytes to {info.file_size:,} "
+            f"(over {MAX_COMPRESSION_RATIO}x); not read (raise marl_lsf.save_util.MAX_COMPRESSION_RATIO "
+            "for a file you trust)"
+        )
+
+
 def load_model_file(
     path: str | os.PathLike[str], device: torch.device | str = "cpu"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -99,9 +132,11 @@ def load_model_file(
             missing = {DATA_NAME, TENSORS_NAME} - set(archive.namelist())
             if missing:
                 raise ModelFileError(f"{path} is not a marl-lsf model file: it lacks {sorted(missing)}")
+            for name in (DATA_NAME, TENSORS_NAME):
+                _check_member(archive.getinfo(name), path)
             data = json.loads(archive.read(DATA_NAME))
             raw_tensors = archive.read(TENSORS_NAME)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ModelFileError(
             f"{path} is not a readable model file (truncated or corrupt zip: {exc})"
         ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -400,3 +401,34 @@ def test_malformed_model_is_one_line_on_the_command_line(
     path = altered(model_file, tmp_path / "nan.zip", tensors=tensors)
     assert main(["eval", str(path), "--env", "matrix_game", "--episodes", "1"]) == 2
     assert "contains NaN or inf" in one_line_error(capsys)
+
+
+def test_zip_bomb_is_refused_before_it_is_inflated(model_file: Path, tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("data.json", json.dumps(file_data(model_file)))
+        with archive.open("tensors.pt", "w", force_zip64=True) as member:
+            chunk = bytes(2**24)
+            for _ in range(8):  # 128 MiB of zeros in 0.6 MB
+                member.write(chunk)
+    assert bomb.stat().st_size < 10 * 2**20
+    tracemalloc.start()  # reading the member would allocate its 128 MiB as Python bytes
+    try:
+        with pytest.raises(ModelFileError, match=r"tensors.pt would inflate .*MAX_COMPRESSION_RATIO"):
+            LSFSAC.load(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"loading the bomb allocated {peak:,} bytes"
+
+
+def test_large_data_json_and_odd_compression_are_refused(model_file: Path, tmp_path: Path) -> None:
+    big = altered(model_file, tmp_path / "big.zip", data_text=json.dumps({"pad": "x" * (17 * 2**20)}))
+    with pytest.raises(ModelFileError, match="data.json declares .* bytes, over"):
+        LSFSAC.load(big)
+    lzma = tmp_path / "lzma.zip"
+    with zipfile.ZipFile(model_file) as src, zipfile.ZipFile(lzma, "w", zipfile.ZIP_LZMA) as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+    with pytest.raises(ModelFileError, match="compression method 14, not deflate"):
+        LSFSAC.load(lzma)
