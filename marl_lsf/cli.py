@@ -9,6 +9,12 @@ Every subcommand is a thin layer over the library: ``train`` builds an algorithm
 holds ``run.json`` (the command's settings), so ``eval``, ``replay`` and ``train --resume``
 rebuild the env from it.
 
+A run folder is untrusted input (it may come from a shared disk or a collaborator's archive):
+its ``run.json`` is read as data and never names code to run. It may name only registered
+environments (``marl_lsf.env_registry.is_registered``) and algorithms (``ALGORITHMS``); a
+``module:factory`` env in it is refused unless the user names the same env with ``--env`` or
+passes ``--trust-run-config``. See SECURITY.md.
+
 Bad input (unknown names, missing files, malformed JSON, a model used on the wrong env) ends with
 a one-line error and exit status 2.
 """
@@ -21,6 +27,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,11 +45,10 @@ import marl_lsf
 from marl_lsf.algorithms import ALGORITHMS, MultiAgentAlgorithm, algorithm_class
 from marl_lsf.callbacks import EvalCallback
 from marl_lsf.checkpoint import CheckpointCallback, configure_logger, latest_checkpoint
-from marl_lsf.env_registry import EnvFactory, make_env_factory, valid_names
+from marl_lsf.env_registry import EnvFactory, is_registered, make_env_factory, valid_names
 from marl_lsf.evaluation import evaluate_policy
 from marl_lsf.save_util import load_model_file, model_path
 
-#: Algorithm names accepted by ``--algo`` and the ``marl_lsf`` attribute each stands for.
 RUN_SETTINGS = "run.json"
 EXIT_USAGE = 2
 
@@ -111,33 +117,70 @@ def load_model(path: str | Path, device: str = "auto") -> MultiAgentAlgorithm:
         raise CliError(f"no model file at {path}")
     data, _ = load_model_file(path)
     name = data.get("algorithm")
-    cls = getattr(marl_lsf, str(name), None)
-    if not (isinstance(cls, type) and issubclass(cls, MultiAgentAlgorithm)):
+    cls = {algo.__name__: algo for algo in ALGORITHMS.values()}.get(name) if isinstance(name, str) else None
+    if cls is None:
         raise CliError(f"{path} holds a {name!r} model, which this marl_lsf installation does not provide")
     return cls.load(path, device=device)
 
 
-def find_run_settings(model_file: str | Path) -> dict[str, Any] | None:
-    """The ``run.json`` of the run a model file belongs to (its folder or the folder above)."""
+def read_run_settings(path: Path) -> dict[str, Any]:
+    """A ``run.json`` as data: a JSON object, read without importing or calling anything it names."""
+    try:
+        settings = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CliError(f"{path} is not valid JSON ({getattr(exc, 'msg', type(exc).__name__)})") from exc
+    if not isinstance(settings, dict):
+        raise CliError(f"{path} does not hold a JSON object")
+    return settings
+
+
+def find_run_settings(model_file: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The path and settings of the ``run.json`` of a model file's run (its folder or the folder above)."""
     folder = Path(model_file).resolve().parent
     for candidate in (folder / RUN_SETTINGS, folder.parent / RUN_SETTINGS):
         if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text())
-            except json.JSONDecodeError as exc:
-                raise CliError(f"{candidate} is not valid JSON ({exc.msg})") from exc
+            return candidate, read_run_settings(candidate)
     return None
 
 
+def run_env(
+    settings: dict[str, Any], source: Path, given_env: str | None, trust: bool
+) -> tuple[str, dict[str, Any]]:
+    """``(env name, env kwargs)`` from a ``run.json``, refusing what a run folder may not choose.
+
+    A registered env name (``marl_lsf.env_registry.is_registered``) is accepted. Any other name is
+    a ``module:factory`` path that would be imported and called, so it is refused unless the user
+    named the same env on the command line (``given_env``) or passed ``--trust-run-config``
+    (``trust``).
+    """
+    env = settings.get("env")
+    if not isinstance(env, str) or not env:
+        raise CliError(f'{source}: "env" must be an environment name, got {env!r}')
+    kwargs = settings.get("env_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise CliError(f'{source}: "env_kwargs" must be a JSON object, got {type(kwargs).__name__}')
+    if not (is_registered(env) or trust or env == given_env):
+        raise CliError(
+            f"{source} names the env {env!r}, which is not a registered env name but code to import and "
+            f"call; a run folder may not choose code to run. If you trust this folder, pass "
+            f"--env {shlex.quote(env)} (or --trust-run-config)"
+        )
+    return env, kwargs
+
+
 def env_factory_for(args: argparse.Namespace, **extra: Any) -> EnvFactory:
-    """The env of ``--env``/``--env-kwargs``, or of the model's ``run.json`` (updated by ``--env-kwargs``)."""
+    """The env of ``--env``/``--env-kwargs``, or of the model's ``run.json`` (updated by ``--env-kwargs``).
+
+    The ``run.json`` is untrusted: see ``run_env``.
+    """
     kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
     if args.env is not None:
         return make_env_factory(args.env, **kwargs, **extra)
-    settings = find_run_settings(args.model)
-    if settings is None or "env" not in settings:
+    found = find_run_settings(args.model)
+    if found is None or "env" not in found[1]:
         raise CliError(f"no --env given and no {RUN_SETTINGS} next to {args.model}; pass --env NAME")
-    return make_env_factory(settings["env"], **{**settings.get("env_kwargs", {}), **kwargs}, **extra)
+    name, run_kwargs = run_env(found[1], found[0], None, args.trust_run_config)
+    return make_env_factory(name, **{**run_kwargs, **kwargs}, **extra)
 
 
 # -- train ----------------------------------------------------------------------------------------
@@ -219,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     """``marl-lsf train --resume DIR``: continue a run from its newest checkpoint (or its model.zip)."""
-    given = [_option(name) for name in RESUME_FIXED if getattr(args, name) is not None]
+    given = [_option(name) for name in RESUME_FIXED if name != "env" and getattr(args, name) is not None]
     if given:
         raise CliError(f"--resume takes the run's settings from its {RUN_SETTINGS}; drop {', '.join(given)}")
     out = Path(args.resume)
@@ -228,15 +271,22 @@ def _resume(args: argparse.Namespace) -> int:
     path = out / RUN_SETTINGS
     if not path.is_file():
         raise CliError(f"--resume: {out} is not a run folder (it has no {RUN_SETTINGS})")
-    try:
-        settings = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path} is not valid JSON ({exc.msg})") from exc
-    if not isinstance(settings, dict):
-        raise CliError(f"{path} does not hold a JSON object")
+    settings = read_run_settings(path)
     missing = [key for key in ("algo", "env", "timesteps") if key not in settings]
     if missing:
         raise CliError(f"{path} lacks the settings {', '.join(missing)}")
+    if args.env is not None and args.env != settings["env"]:
+        raise CliError(
+            f"--env {args.env} differs from the run's env {settings['env']!r} in {path}; "
+            "--env with --resume may only confirm the run's env"
+        )
+    env_name, env_kwargs = run_env(settings, path, args.env, args.trust_run_config)
+    if not isinstance(settings["algo"], str):
+        raise CliError(f'{path}: "algo" must be an algorithm name, got {settings["algo"]!r}')
+    for name in ("n_envs", *RESUME_OVERRIDES):
+        value, least = settings.get(name, 1), int(name == "n_envs")
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise CliError(f'{path}: "{name}" must be a whole number of at least {least}, got {value!r}')
     for name in RESUME_OVERRIDES:
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
@@ -248,7 +298,7 @@ def _resume(args: argparse.Namespace) -> int:
             f"--resume: {out} has no checkpoints/model_*_steps.zip and no model.zip to resume from"
         )
     cls = resolve_algorithm(settings["algo"])
-    factory = make_env_factory(settings["env"], **settings.get("env_kwargs", {}))
+    factory = make_env_factory(env_name, **env_kwargs)
     total = int(settings["timesteps"])
     model = cls.load(checkpoint, env=factory, device=args.device, n_envs=settings.get("n_envs", 1))
     if model.num_timesteps >= total:
@@ -517,6 +567,15 @@ def _add_env_options(parser: argparse.ArgumentParser, where: str) -> None:
     )
 
 
+def _add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-run-config",
+        action="store_true",
+        help=f"let the run folder's {RUN_SETTINGS} name a module:factory env, which is imported and called "
+        "(off: only registered env names are taken from a run folder; see SECURITY.md)",
+    )
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model file written by `marl-lsf train`, e.g. runs/pp/model.zip")
     _add_env_options(parser, " (default: the env in the run.json next to the model)")
@@ -525,6 +584,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--stochastic", action="store_true", help="sample actions instead of taking the greedy ones"
     )
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda")
+    _add_trust_option(parser)
 
 
 def _subparser(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
@@ -555,8 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="continue the run in DIR from its newest checkpoint (else its model.zip), with the settings "
         "in its run.json; --timesteps N sets a new total, and --eval-freq, --eval-episodes and "
-        "--checkpoint-freq may change too",
+        "--checkpoint-freq may change too; --env may only repeat the run's env",
     )
+    _add_trust_option(train)
     train.add_argument(
         "--algo", help=f"algorithm: {', '.join(ALGORITHMS)} (default: {TRAIN_DEFAULTS['algo']})"
     )

@@ -59,6 +59,18 @@ class EnvFactory:
         return EnvFactory(self.name, self.target, {**self.kwargs, **kwargs})
 
 
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a short name or a map-qualified name, not a ``module:factory`` path.
+
+    Registered names only ever import this package's own environments, so a name read from an
+    untrusted place (a shared run folder's ``run.json``) may be used when it is registered.
+    """
+    if name in SHORT_NAMES:
+        return True
+    prefix, sep, rest = name.partition(":")
+    return bool(sep and prefix in MAP_PREFIXES and rest)
+
+
 def resolve(name: str) -> tuple[str, dict[str, Any]]:
     """``(target, implied kwargs)`` for an environment name; raises ``UnknownEnvError``."""
     if name in SHORT_NAMES:

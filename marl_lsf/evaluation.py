@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.rollout import random_actions
 from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamObs, TeamVecEnv, make_team_vec_env
 
 
@@ -136,6 +137,4 @@ def evaluate_random_policy(
         raise ValueError(f"n_eval_episodes must be >= 1, got {n_eval_episodes}")
     vec_env = env if isinstance(env, TeamVecEnv) else make_team_vec_env(env, 1, "auto")
     rng = np.random.default_rng(seed)
-    return run_episodes(
-        vec_env, lambda obs, _: (rng.random(obs.avail.shape) * obs.avail).argmax(-1), n_eval_episodes, seed
-    )
+    return run_episodes(vec_env, lambda obs, _: random_actions(obs.avail, rng), n_eval_episodes, seed)

@@ -41,8 +41,8 @@ CHUNK_STEPS = 64
 
 
 def random_actions(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Uniformly random available actions ``[E, N]`` for masks ``avail [E, N, A]``."""
-    return (rng.random(avail.shape) * avail).argmax(-1)
+    """Uniformly random available actions ``[E, N]`` for masks ``avail [E, N, A]`` (never a masked one)."""
+    return np.where(avail, rng.random(avail.shape), -1.0).argmax(-1)
 
 
 def rollout_step(

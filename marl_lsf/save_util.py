@@ -21,6 +21,7 @@ import random
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,39 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+#: Largest ``data.json`` read: settings, spaces, counters and RNG states (tens of kB in practice).
+MAX_DATA_BYTES = 16 * 2**20
+#: Largest ratio of a member's size to its compressed size (above ``RATIO_FREE_BYTES``). Networks
+#: compress ~1.1x and replay buffers ~20x at the level ``save_model_file`` uses (~36x at zlib's
+#: default level); a zip bomb ~1000x. Raise it to read a file you trust that compresses better.
+MAX_COMPRESSION_RATIO = 40
+#: Members up to this size are read whatever their compression ratio.
+RATIO_FREE_BYTES = 64 * 2**20
+
+
+def _check_member(info: zipfile.ZipInfo, path: Path) -> None:
+    """Refuse a member before reading it when its declared size is implausible for a model file.
+
+    Reading stops at the declared size (``zipfile`` checks it and the CRC), so these checks bound
+    the memory a load takes by the file's size: at most ``MAX_COMPRESSION_RATIO`` times it, twice
+    (the raw bytes and the tensors), or ``RATIO_FREE_BYTES``.
+    """
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelFileError(
+            f"{path}: {info.filename} uses zip compression method {info.compress_type}, not deflate"
+        )
+    if info.filename == DATA_NAME and info.file_size > MAX_DATA_BYTES:
+        raise ModelFileError(
+            f"{path}: {DATA_NAME} declares {info.file_size:,} bytes, over {MAX_DATA_BYTES:,}"
+        )
+    if info.file_size > max(RATIO_FREE_BYTES, MAX_COMPRESSION_RATIO * info.compress_size):
+        raise ModelFileError(
+            f"{path}: {info.filename} would inflate {info.compress_size:,} bytes to {info.file_size:,} "
+            f"(over {MAX_COMPRESSION_RATIO}x); not read (raise marl_lsf.save_util.MAX_COMPRESSION_RATIO "
+            "for a file you trust)"
+        )
+
+
 def load_model_file(
     path: str | os.PathLike[str], device: torch.device | str = "cpu"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -98,14 +132,18 @@ def load_model_file(
             missing = {DATA_NAME, TENSORS_NAME} - set(archive.namelist())
             if missing:
                 raise ModelFileError(f"{path} is not a marl-lsf model file: it lacks {sorted(missing)}")
+            for name in (DATA_NAME, TENSORS_NAME):
+                _check_member(archive.getinfo(name), path)
             data = json.loads(archive.read(DATA_NAME))
             raw_tensors = archive.read(TENSORS_NAME)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         raise ModelFileError(
             f"{path} is not a readable model file (truncated or corrupt zip: {exc})"
         ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: {DATA_NAME} is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ModelFileError(f"{path}: {DATA_NAME} is nested too deeply to be a model file") from exc
     if not isinstance(data, dict):
         raise ModelFileError(f"{path}: {DATA_NAME} does not hold a JSON object")
     if data.get("format_version") != FORMAT_VERSION:
@@ -117,11 +155,51 @@ def load_model_file(
             f"{path}: {TENSORS_NAME} contains pickled objects other than tensors; refusing to load it "
             f"(nothing from it was run). Details: {exc}"
         ) from exc
-    except (RuntimeError, EOFError, ValueError) as exc:
-        raise ModelFileError(f"{path}: {TENSORS_NAME} is truncated or corrupt ({exc})") from exc
+    except (RuntimeError, EOFError, ValueError, RecursionError) as exc:
+        raise ModelFileError(
+            f"{path}: {TENSORS_NAME} is truncated or corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(tensors, dict):
         raise ModelFileError(f"{path}: {TENSORS_NAME} does not hold a dict of tensors")
+    try:
+        for name, tensor in _tensors_in(tensors, ""):
+            if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+                raise ModelFileError(f"tensor {name} contains NaN or inf")
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
     return data, tensors
+
+
+def _tensors_in(value: Any, name: str, depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor in nested dicts and lists of ``value``, with its ``a/b/0/c`` name."""
+    if depth > 32:
+        raise ModelFileError(f"{TENSORS_NAME} is nested too deeply at {name}")
+    if isinstance(value, torch.Tensor):
+        yield name, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors_in(item, f"{name}/{key}" if name else str(key), depth + 1)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _tensors_in(item, f"{name}/{index}", depth + 1)
+
+
+def global_rng_state() -> tuple[Any, ...]:
+    """The states of Python's, NumPy's and torch's global generators (CUDA's when initialised)."""
+    cuda = (
+        torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    )
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def set_global_rng_state(state: tuple[Any, ...]) -> None:
+    """Set the global generators to a ``global_rng_state()``."""
+    python, numpy_state, torch_state, cuda = state
+    random.setstate(python)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(torch_state)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def rng_state(generator: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -176,5 +254,5 @@ def restore_rng_state(data: dict[str, Any], tensors: dict[str, Any], generator: 
             and torch.cuda.device_count() == len(tensors["cuda"])
         ):
             torch.cuda.set_rng_state_all(list(tensors["cuda"].cpu().to(torch.uint8)))
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as exc:
         raise ModelFileError(f"saved random number generator states are malformed ({exc})") from exc

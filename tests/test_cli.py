@@ -203,7 +203,7 @@ def test_sweep_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         (["train"], "needs --env"),
         (["train", "--resume", "nowhere"], "nowhere is not a folder"),
         (["train", "--resume", "."], "not a run folder"),
-        (["train", "--resume", ".", "--seed", "1", "--env", "matrix_game"], "drop --env, --seed"),
+        (["train", "--resume", ".", "--seed", "1", "--env", "matrix_game"], "drop --seed"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

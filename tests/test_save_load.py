@@ -99,7 +99,12 @@ def test_replay_buffer_and_random_states_round_trip(tmp_path: Path) -> None:
     model = tiny_model().learn(80)
     path = model.save(tmp_path / "m", include_buffer=True)
     expected_draws = (random.random(), np.random.rand(), torch.rand(1).item(), model._rng.random())
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    callers_draws = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
     loaded = LSFSAC.load(path, env=tiny_env())
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == callers_draws  # load left them alone
+    loaded.learn(0, reset_num_timesteps=False)  # continuing the run sets the run's global generators
     assert (random.random(), np.random.rand(), torch.rand(1).item(), loaded._rng.random()) == expected_draws
 
     assert len(loaded.replay_buffer) == len(model.replay_buffer) > 0
@@ -196,7 +201,7 @@ def test_settings_and_tensors_that_do_not_fit_are_refused(saved: Path, tmp_path:
     wider = rewrite(
         saved, tmp_path / "wider.zip", data=data | {"params": data["params"] | {"hidden_dim": 32}}
     )
-    with pytest.raises(ModelFileError, match="saved state does not fit this LSFSAC"):
+    with pytest.raises(ModelFileError, match="has shape .* but the file's settings make it"):
         LSFSAC.load(wider, env=tiny_env())
     unknown = rewrite(saved, tmp_path / "unknown.zip", data=data | {"params": data["params"] | {"evil": 1}})
     with pytest.raises(ModelFileError, match="settings are incomplete or invalid"):

@@ -46,10 +46,12 @@ from marl_lsf.nets.policies import ActingPolicy, with_agent_ids
 from marl_lsf.rollout import WorkerTeamVecEnv, rollout_step
 from marl_lsf.save_util import (
     ModelFileError,
+    global_rng_state,
     load_model_file,
     restore_rng_state,
     rng_state,
     save_model_file,
+    set_global_rng_state,
 )
 from marl_lsf.team_env import (
     EnvFactory,
@@ -228,6 +230,8 @@ class MultiAgentAlgorithm(ABC):
         self._episode_return = np.zeros(self.n_envs)
         self._episode_length = np.zeros(self.n_envs, dtype=np.int64)
         self._rng = np.random.default_rng(seed)
+        #: A loaded run's global generator states, set when ``learn`` continues the run (see ``load``).
+        self._resume_rng_state: tuple[Any, ...] | None = None
         self.lr_schedule: Schedule = FloatSchedule(learning_rate)
         if _init_setup_model:
             self._setup_model()
@@ -424,6 +428,9 @@ class MultiAgentAlgorithm(ABC):
 
     def _setup_learn(self, total_timesteps: int, reset_num_timesteps: bool, tb_log_name: str | None) -> int:
         self.start_time = time.time_ns()
+        if not reset_num_timesteps and self._resume_rng_state is not None:
+            set_global_rng_state(self._resume_rng_state)
+        self._resume_rng_state = None
         if reset_num_timesteps:
             self.num_timesteps = 0
             self._episode_num = 0
@@ -614,6 +621,7 @@ class MultiAgentAlgorithm(ABC):
         state: np.ndarray | None = None,
         episode_start: np.ndarray | bool | None = None,
         deterministic: bool = False,
+        action_masks: Mapping[str, Any] | np.ndarray | None = None,
     ) -> tuple[dict[str, int] | np.ndarray, np.ndarray | None]:
         """Per-agent actions from per-agent observations (decentralized: each agent sees only its own).
 
@@ -627,6 +635,16 @@ class MultiAgentAlgorithm(ABC):
                 ``last_action_input``; see ``marl_lsf.nets.policies``); None starts from zeros.
             episode_start: bool (or ``[B]`` bools) marking a new episode: its state is reset.
             deterministic: greedy instead of sampled actions.
+            action_masks: the actions the caller allows, as SB3-contrib's ``MaskablePPO.predict``
+                takes them: a dict ``agent -> mask`` (each of that agent's action count; an
+                agent's ``info`` dict holding ``"action_mask"`` is read too, so the env's
+                ``infos`` can be passed as they are; absent agents are not restricted), or a bool
+                array ``[N, A]``/``[B, N, A]`` over the padded ``A`` actions. They are combined
+                with the masks of dict observations: only actions both allow are chosen.
+
+        Raises:
+            ValueError: an observation or mask of the wrong shape, or a mask that leaves an
+                agent no available action (the agent is named).
 
         Returns:
             ``(actions, state)``: actions in the input's form (a dict for a dict, an array for an
@@ -643,6 +661,12 @@ class MultiAgentAlgorithm(ABC):
             avail = np.zeros((*obs.shape[:2], self.spec.n_actions), dtype=bool)
             for i, count in enumerate(self.spec.action_counts):
                 avail[:, i, :count] = True
+        if action_masks is not None:
+            avail = avail & self._caller_masks(action_masks, avail.shape, alive if is_dict else None)
+            stuck = ~avail.any(-1)
+            if stuck.any():
+                agent = self.spec.agents[int(stuck.nonzero()[1][0])]
+                raise ValueError(f"action_masks leaves agent {agent!r} no available action")
         hidden = None
         if self.policy.memory_dim:
             shape = (obs.shape[0], self.spec.n_agents, self.policy.memory_dim)
@@ -666,6 +690,36 @@ class MultiAgentAlgorithm(ABC):
         if not batched:
             return actions[0], None if next_state is None else next_state[0]
         return actions, next_state
+
+    def _caller_masks(
+        self, masks: Mapping[str, Any] | np.ndarray, shape: tuple[int, ...], alive: np.ndarray | None
+    ) -> np.ndarray:
+        """``predict``'s ``action_masks`` as bools of ``shape`` ``[B, N, A]``; ``alive`` limits a dict to live agents."""
+        allowed = np.ones(shape, dtype=bool)
+        if not isinstance(masks, Mapping):
+            array = np.asarray(masks)
+            if array.dtype != bool and not np.isin(array, (0, 1)).all():
+                raise ValueError("action_masks must hold only True/False (or 1/0)")
+            if array.shape not in (shape, shape[1:]):
+                raise ValueError(f"action_masks has shape {array.shape}, expected {shape[1:]} or {shape}")
+            return allowed & array.astype(bool)
+        unknown = sorted(set(masks) - set(self.spec.agents))
+        if unknown:
+            raise ValueError(f"action_masks for unknown agents {unknown}; expected {list(self.spec.agents)}")
+        for i, agent in enumerate(self.spec.agents):
+            mask = masks.get(agent)
+            if isinstance(mask, Mapping):
+                mask = mask.get("action_mask")
+            if mask is None or (alive is not None and not alive[i]):
+                continue
+            mask = np.asarray(mask).reshape(-1)
+            count = self.spec.action_counts[i]
+            if mask.size != count or (mask.dtype != bool and not np.isin(mask, (0, 1)).all()):
+                raise ValueError(
+                    f"action_masks[{agent!r}] must be {count} True/False (or 1/0) entries, got {mask.size} of {mask.dtype}"
+                )
+            allowed[:, i, :count] = mask.astype(bool)
+        return allowed
 
     def _array_observation(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
         """Validate an array observation; returns ``([B, N, obs_dim], batched)``."""
@@ -763,10 +817,10 @@ class MultiAgentAlgorithm(ABC):
         """Load a saved model; nothing in the file is executed (JSON + ``torch.load(weights_only=True)``).
 
         Restores everything ``save`` wrote: networks, optimizers, counters, episode statistics,
-        the replay buffer when the file has one, and the random number generator states (Python's,
-        NumPy's and torch's global generators are set as they were when the file was saved, as
-        seeding does for a new model). ``learn(n, reset_num_timesteps=False)`` then continues the
-        run; see ``learn``.
+        the replay buffer when the file has one, and the random number generator states: the
+        model's own generator at once; Python's, NumPy's and torch's global generators when
+        ``learn(n, reset_num_timesteps=False)`` continues the run (see ``learn``), so loading
+        leaves the caller's global generators as they were.
 
         Args:
             path: the file written by ``save`` (or a checkpoint).
@@ -785,6 +839,24 @@ class MultiAgentAlgorithm(ABC):
             raise ModelFileError(
                 f"{path} holds a {data.get('algorithm')!r} model, not {cls.__name__}; use {data.get('algorithm')}.load"
             )
+        caller_rng = global_rng_state()
+        try:
+            model = cls._from_file_data(path, data, tensors, env, device, kwargs)
+        finally:
+            set_global_rng_state(caller_rng)
+        return model
+
+    @classmethod
+    def _from_file_data(
+        cls: type[SelfAlgorithm],
+        path: str | Path,
+        data: dict[str, Any],
+        tensors: dict[str, Any],
+        env: ParallelEnv | EnvFactory | None,
+        device: torch.device | str,
+        kwargs: dict[str, Any],
+    ) -> SelfAlgorithm:
+        """``load``'s work on a read file; may set the global generators (``load`` restores them)."""
         try:
             spec = TeamSpec.from_json(data["spec"])
             params = {**cls._legacy_params, **dict(data["params"])}
@@ -793,11 +865,26 @@ class MultiAgentAlgorithm(ABC):
                 raise ModelFileError(
                     f"{path}: model settings may not set {refused}; pass them to load() instead"
                 )
+            params = _checked_params(cls, params, path)
             model = cls(
                 data["policy"], env, device=device, _spec=spec, _init_setup_model=False, **(params | kwargs)
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AssertionError, OverflowError) as exc:
             raise ModelFileError(f"{path}: model settings are incomplete or invalid ({exc!r})") from exc
+        counters = {key: data.get(key, 0) for key in ("num_timesteps", "episode_num", "n_updates")}
+        for key, value in counters.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ModelFileError(
+                    f"{path}: {key} must be a non-negative whole number, got {_short(value)}"
+                )
+        episodes = data.get("ep_info_buffer", [])
+        if not isinstance(episodes, list) or not all(
+            isinstance(info, dict)
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in info.values())
+            for info in episodes
+        ):
+            raise ModelFileError(f"{path}: ep_info_buffer must be a list of objects of finite numbers")
+        model._check_saved_shapes(tensors, path)
         model._setup_model()
         try:
             for name in model._saved_modules:
@@ -810,20 +897,54 @@ class MultiAgentAlgorithm(ABC):
                 getattr(model, name).data.copy_(tensors[f"tensor/{name}"])
             if "buffer" in tensors:
                 model.replay_buffer.load_state_dict(tensors["buffer"])
-            model.num_timesteps = int(data.get("num_timesteps", 0))
-            model._episode_num = int(data.get("episode_num", 0))
-            model._n_updates = int(data.get("n_updates", 0))
-            model.ep_info_buffer.extend(
-                {str(k): float(v) for k, v in info.items()} for info in data.get("ep_info_buffer", [])
-            )
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
             raise ModelFileError(f"{path}: saved state does not fit this {cls.__name__} ({exc!r})") from exc
+        model.num_timesteps = counters["num_timesteps"]
+        model._episode_num = counters["episode_num"]
+        model._n_updates = counters["n_updates"]
+        model.ep_info_buffer.extend({str(k): float(v) for k, v in info.items()} for info in episodes)
         if "rng" in data:
             rng_tensors = {
                 key.removeprefix("rng/"): value for key, value in tensors.items() if key.startswith("rng/")
             }
             restore_rng_state(data["rng"], rng_tensors, model._rng)
+            # The run's global generators are set again when it continues (learn(reset_num_timesteps=False)).
+            model._resume_rng_state = global_rng_state()
         return model
+
+    def _check_saved_shapes(self, tensors: Mapping[str, Any], path: str | Path) -> None:
+        """Refuse saved networks whose tensors lack the shapes this model's settings give them.
+
+        The networks are first built on torch's ``meta`` device (no memory), so settings that
+        would make huge networks (``hidden_dim=10**7`` in a small file) are refused before
+        anything is allocated; once the shapes match, the networks are as large as the file's
+        tensors.
+        """
+        device, self.device = self.device, torch.device("meta")
+        try:
+            with torch.device("meta"):
+                self._build_networks()
+            expected: list[tuple[str, tuple[int, ...], Any]] = []
+            for name in self._saved_modules:
+                saved = tensors.get(f"module/{name}")
+                saved = saved if isinstance(saved, Mapping) else {}
+                expected += [
+                    (f"module/{name}/{key}", tuple(value.shape), saved.get(key))
+                    for key, value in getattr(self, name).state_dict().items()
+                ]
+            expected += [
+                (f"tensor/{name}", tuple(getattr(self, name).shape), tensors.get(f"tensor/{name}"))
+                for name in self._saved_tensors
+            ]
+        finally:
+            self.device = device
+        for name, shape, saved in expected:
+            if not isinstance(saved, torch.Tensor):
+                raise ModelFileError(f"{path}: tensor {name} is missing")
+            if tuple(saved.shape) != shape:
+                raise ModelFileError(
+                    f"{path}: tensor {name} has shape {tuple(saved.shape)}, but the file's settings make it {shape}"
+                )
 
 
 def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
@@ -851,6 +972,50 @@ def epsilon_schedule(fraction: float, initial_eps: float, final_eps: float) -> S
         if not 0.0 <= eps <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {eps}")
     return LinearSchedule(initial_eps, final_eps, fraction)
+
+
+#: Python types a saved setting may have, by the names in the constructors' annotations.
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "None": (type(None),),
+}
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a length that fits an error line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _checked_params(cls: type, params: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+    """The saved settings, each checked against its constructor annotation's JSON types.
+
+    Raises ``ModelFileError`` naming the first setting of another type, or a number that is not
+    finite. A whole float for an ``int`` setting (``1e4`` passed as ``learning_starts``) becomes
+    an int. Settings without such an annotation are left to the constructor.
+    """
+    annotations: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        annotations.update({k: str(v) for k, v in getattr(init, "__annotations__", {}).items()})
+    checked = dict(params)
+    for key, value in params.items():
+        names = [name.strip() for name in annotations.get(key, "").split("|")]
+        allowed = tuple(t for name in names for t in _SETTING_TYPES.get(name, ()))
+        if not allowed:
+            continue
+        if isinstance(value, float) and int in allowed and float not in allowed and value.is_integer():
+            value = checked[key] = int(value)
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        fits = bool in allowed if isinstance(value, bool) else isinstance(value, allowed)
+        if not fits or (numeric and not math.isfinite(value)):
+            expected = " or ".join(n for n in names if n in _SETTING_TYPES)
+            kind = f"a finite {expected}" if int in allowed else f"a {expected}"
+            raise ModelFileError(f"{path}: model setting {key!r} must be {kind}, got {_short(value)}")
+    return checked
 
 
 def _check_positive(**values: int) -> None:

@@ -18,7 +18,7 @@ from marl_lsf.algorithms.base import MultiAgentAlgorithm, adam, epsilon_schedule
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, make_mixer
-from marl_lsf.nets.agents import MASKED_LOGIT
+from marl_lsf.nets.agents import masked_argmax
 from marl_lsf.nets.policies import EpsilonGreedyPolicy
 
 
@@ -118,7 +118,7 @@ class QMIX(MultiAgentAlgorithm):
         with torch.no_grad():
             q_target, _ = self.q_net_target(inputs)
             chooser = q.detach() if self.double_q else q_target
-            next_actions = chooser.masked_fill(~batch.avail, MASKED_LOGIT).argmax(-1, keepdim=True)
+            next_actions = masked_argmax(chooser, batch.avail).unsqueeze(-1)
             next_q = q_target.gather(-1, next_actions).squeeze(-1) * alive
             next_value = self.mixer_target(next_q, batch.state)[:, 1:]
             y = lambda_returns(

@@ -17,13 +17,67 @@ from torch import nn
 
 from marl_lsf.nets.torsos import make_torso
 
-#: Logit given to unavailable actions: exp() underflows to exactly 0 in float32.
-MASKED_LOGIT = -1e9
+#: Log-probability reported for unavailable actions: a constant (not derived from the logits), finite
+#: so that ``pi * log_pi`` is 0 rather than NaN, and low enough that ``exp()`` is exactly 0.
+MASKED_LOG_PROB = -1e9
+
+
+def require_available(avail: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming the first ``(env, agent)`` index whose mask ``avail [..., N, A]`` is all False.
+
+    Acting has no sensible action for an agent with no available action, so it refuses instead of
+    picking a masked one.
+    """
+    some = avail.any(-1)
+    if not bool(some.all()):
+        where = tuple(int(i) for i in (~some).nonzero()[0])
+        raise ValueError(f"agent index {where[-1]} (at batch index {where[:-1]}) has no available action")
+
+
+def finite_scores(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` with NaN and -inf replaced by the lowest finite value and +inf by the highest.
+
+    Masking then puts every available action strictly above every unavailable one (which gets
+    -inf), whatever the network output.
+    """
+    info = torch.finfo(scores.dtype)
+    return torch.nan_to_num(scores, nan=info.min, posinf=info.max, neginf=info.min)
+
+
+def masked_argmax(scores: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """Index ``[...]`` of the best available action of ``scores [..., A]``; never an unavailable one.
+
+    Scores are ranked as ``finite_scores`` makes them (NaN and -inf lowest, ties to the lowest
+    index). A row with no available action (padding past an episode's end in a training batch)
+    counts every action as available; acting refuses such rows first (``require_available``).
+    """
+    avail = avail | ~avail.any(-1, keepdim=True)
+    return torch.where(avail, finite_scores(scores), float("-inf")).argmax(-1)
+
+
+def masked_sample(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """A sample ``[...]`` of the softmax of ``logits [..., A]`` over the available actions only.
+
+    Gumbel-max sampling (the same distribution as ``Categorical(logits).sample()``, cheaper); the
+    perturbed logits are masked again after the noise is added, so an extreme logit or an
+    infinite noise draw can never select an unavailable action. Rows with no available action:
+    as ``masked_argmax``.
+    """
+    gumbel = -torch.log(-torch.log(torch.rand_like(logits)))
+    return masked_argmax(finite_scores(logits) + gumbel, avail)
 
 
 def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities over available actions; unavailable ones get ~-1e9 (probability 0)."""
-    return torch.log_softmax(logits.masked_fill(~avail, MASKED_LOGIT), dim=-1)
+    """Log-probabilities ``[..., A]`` of the softmax of ``logits`` over the available actions only.
+
+    Unavailable actions get ``MASKED_LOG_PROB`` (probability exactly 0, whatever their logits),
+    and no gradient reaches their logits, so they can neither change the result nor make its
+    gradient NaN. Available actions get finite values for finite logits. A row with no available
+    action (padding past an episode's end) is a softmax over all actions; losses mask it out.
+    """
+    avail = avail | ~avail.any(-1, keepdim=True)
+    log_p = torch.log_softmax(torch.where(avail, logits, float("-inf")), dim=-1)
+    return torch.where(avail, log_p, MASKED_LOG_PROB)
 
 
 class AgentNetwork(nn.Module):

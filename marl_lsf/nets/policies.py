@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from marl_lsf.nets.agents import MASKED_LOGIT, AgentNetwork
+from marl_lsf.nets.agents import AgentNetwork, masked_argmax, masked_sample, require_available
 
 
 def with_agent_ids(obs: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,11 @@ class ActingPolicy(nn.Module):
         return actions, taken if hidden is None else torch.cat([hidden, taken], dim=-1)
 
     def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """Available actions ``[E, N]`` from the network's ``scores [E, N, A]``."""
+        """Available actions ``[E, N]`` from the network's ``scores [E, N, A]``.
+
+        Never returns an unavailable action, whatever the scores (-inf, NaN or huge values
+        included); raises ``ValueError`` when an agent has no available action.
+        """
         raise NotImplementedError
 
     @torch.no_grad()
@@ -103,12 +107,8 @@ class SoftmaxPolicy(ActingPolicy):
 
     def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
         """Sampled (or greedy) available actions ``[E, N]`` from the logits ``scores``."""
-        logits = scores.masked_fill(~avail, MASKED_LOGIT)
-        if deterministic:
-            return logits.argmax(-1)
-        # Gumbel-max sampling: the same distribution as Categorical(logits).sample(), ~6x cheaper per step.
-        gumbel = -torch.log(-torch.log(torch.rand_like(logits)))
-        return (logits + gumbel).argmax(-1)
+        require_available(avail)
+        return masked_argmax(scores, avail) if deterministic else masked_sample(scores, avail)
 
 
 class EpsilonGreedyPolicy(ActingPolicy):
@@ -131,7 +131,8 @@ class EpsilonGreedyPolicy(ActingPolicy):
 
     def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
         """Greedy actions ``[E, N]`` on ``scores``, each replaced by a random available one with probability epsilon."""
-        greedy = scores.masked_fill(~avail, MASKED_LOGIT).argmax(-1)
+        require_available(avail)
+        greedy = masked_argmax(scores, avail)
         if deterministic:
             return greedy
         uniform = torch.distributions.Categorical(probs=avail.float()).sample()
