@@ -24,10 +24,10 @@ from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
 from marl_lsf.nets.agents import (
-    MASKED_LOGIT,
     MESSAGE_NETWORKS,
     check_choice,
     check_q_messages,
+    masked_argmax,
     masked_log_softmax,
 )
 from marl_lsf.nets.policies import EpsilonGreedyPolicy, SoftmaxPolicy
@@ -354,7 +354,7 @@ class LSFSAC(MultiAgentAlgorithm):
         action of ``"max"``; the other targets use the policy ``pi``.
         """
         if self.td_target == "max":
-            best = q_online.masked_fill(~avail, MASKED_LOGIT).argmax(-1, keepdim=True)
+            best = masked_argmax(q_online, avail).unsqueeze(-1)
             return q_target.gather(-1, best).squeeze(-1)
         if self.td_target == "greedy":
             return q_target.gather(-1, pi.argmax(-1, keepdim=True)).squeeze(-1)
