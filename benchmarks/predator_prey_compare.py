@@ -4,8 +4,9 @@
         --runs "QMIX=predator_prey_qmix_control.md" "LSF-SAC=predator_prey_lsfsac_authors_1m.runs.jsonl"
 
 Each ``--runs LABEL=FILE`` reads the curves of one group from a results file of
-``predator_prey.py curve`` under ``--out``: its ``.runs.jsonl`` (one line per finished run) or,
-for results written before those files existed, the per-seed table of its ``.md``. The figure
+``predator_prey.py curve`` under ``--out``: its ``.runs.jsonl`` (one line per finished run), the
+per-seed table of its ``.md`` (results written before those files existed) or, for runs stopped
+before they finished, the evaluations it printed (its output saved as a ``.log``). The figure
 draws each group's median greedy test return with a min-max band over seeds; the table gives the
 final and best returns, the steps reached and the public rerun's 1M-step figures of pymarl's
 implementations on the same env (``PUBLIC_RERUN`` in ``predator_prey.py``).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,22 +53,36 @@ def curves_from_markdown(path: Path) -> list[Curve]:
     return [(np.array(steps), table[:, seed]) for seed in range(n_seeds)]
 
 
+#: An evaluation line printed by ``runs.run_job``: ``[label] seed N] step X: test return Y (M min)``.
+EVAL_LINE = re.compile(r"seed (\d+)\] step ([\d,]+): test return (-?[\d.]+)")
+
+
+def curves_from_log(path: Path) -> list[Curve]:
+    """The per-seed curves of the evaluation lines in the saved output of ``predator_prey.py curve``."""
+    points: dict[int, list[tuple[float, float]]] = {}
+    for seed, step, value in EVAL_LINE.findall(path.read_text()):
+        points.setdefault(int(seed), []).append((float(step.replace(",", "")), float(value)))
+    return [(np.array([x for x, _ in p]), np.array([y for _, y in p])) for _, p in sorted(points.items())]
+
+
 def read_curves(path: Path) -> list[Curve]:
-    """Curves from a ``.runs.jsonl`` or ``.md`` results file."""
-    if path.suffix == ".jsonl":
-        return curves_from_jsonl(path)
-    if path.suffix == ".md":
-        return curves_from_markdown(path)
-    raise ValueError(f"{path}: expected a .runs.jsonl or .md results file of predator_prey.py curve")
+    """Curves from a ``.runs.jsonl``, ``.md`` or ``.log`` results file."""
+    readers = {".jsonl": curves_from_jsonl, ".md": curves_from_markdown, ".log": curves_from_log}
+    if path.suffix not in readers:
+        raise ValueError(
+            f"{path}: expected a .runs.jsonl, .md or .log results file of predator_prey.py curve"
+        )
+    return readers[path.suffix](path)
 
 
-def summary_row(label: str, source: str, curves: list[Curve]) -> str:
-    """``| label | seeds | final median [min, max] | best median | steps reached | source |``."""
+def summary_row(label: str, source: str, curves: list[Curve], common: float) -> str:
+    """``| label | seeds | median at common | final median [min, max] | best median | steps reached | source |``."""
+    at_common = [np.interp(common, x[np.isfinite(y)], y[np.isfinite(y)]) for x, y in curves]
     finals = [y[np.isfinite(y)][-1] for _, y in curves]
     best = [np.nanmax(y) for _, y in curves]
     reached = [x[np.isfinite(y)][-1] for x, y in curves]
     return (
-        f"| {label} | {len(curves)} | {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] "
+        f"| {label} | {len(curves)} | {np.median(at_common):.1f} | {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] "
         f"| {np.median(best):.1f} | {int(np.median(reached)):,} | [{source}]({source}) |"
     )
 
@@ -83,16 +99,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     groups: dict[str, list[Curve]] = {}
-    rows = []
+    sources: dict[str, str] = {}
     for spec in args.runs:
         label, sep, file = spec.partition("=")
         if not sep or not label or not file:
             parser.error(f"--runs expects LABEL=FILE, got {spec!r}")
         curves = read_curves(args.out / file)
         if not curves:
-            parser.error(f"{file}: no finished run to draw")
-        groups[label] = curves
-        rows.append(summary_row(label, file, curves))
+            parser.error(f"{file}: no run to draw")
+        groups[label], sources[label] = curves, file
+    common = min(x[np.isfinite(y)][-1] for curves in groups.values() for x, y in curves)
+    rows = [summary_row(label, sources[label], curves, common) for label, curves in groups.items()]
     plot_curves(
         groups,
         args.out / f"{args.name}.png",
@@ -105,8 +122,9 @@ def main() -> None:
         f"Command: `{command()}`",
         f"Machine (drawing only; each source file gives the machine of its runs): {machine()}",
         "",
-        "| algorithm | seeds | final (median [min, max]) | best (median) | env steps reached (median) | source |",
-        "|---|---:|---|---:|---:|---|",
+        f"| algorithm | seeds | median at {int(common):,} steps (reached by every run) "
+        "| final (median [min, max]) | best (median) | env steps reached (median) | source |",
+        "|---|---:|---:|---|---:|---:|---|",
         *rows,
         "",
         *PUBLIC_RERUN,
