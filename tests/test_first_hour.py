@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import runpy
+import subprocess
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -13,7 +17,9 @@ import pytest
 from marl_lsf import LSFSAC, buffer
 from marl_lsf.buffer import EpisodeReplayBuffer
 from marl_lsf.envs import predator_prey_v1
-from marl_lsf.team_env import TeamSpec
+from marl_lsf.team_env import MAIN_GUARD, TeamSpec, UnguardedMainError
+
+REPO = Path(__file__).resolve().parents[1]
 
 SPEC = TeamSpec(("a", "b"), ((3,), (3,)), (4, 4), 6, True, "none")
 
@@ -72,3 +78,53 @@ def test_available_memory_reads_proc_meminfo_without_psutil(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "psutil", None)
     available = buffer.available_memory()
     assert isinstance(available, int) and available > 0
+
+
+def run_script(path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as the script ``path`` in a fresh interpreter that imports this tree's marl_lsf."""
+    path.write_text(textwrap.dedent(source))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(path)], cwd=path.parent, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_an_unguarded_script_with_worker_processes_fails_before_starting_them(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path / "train.py",
+        """
+        from functools import partial
+        from marl_lsf import LSFSAC
+        from marl_lsf.envs import predator_prey_v0
+        print("top level ran", flush=True)
+        make_pp = partial(predator_prey_v0.parallel_env, grid_size=5, n_predators=2, n_prey=1, max_cycles=10)
+        LSFSAC("MlpPolicy", make_pp, n_envs=2, vectorization="workers")
+        print("model built", flush=True)
+        """,
+    )
+    assert result.returncode != 0
+    assert result.stdout.count("top level ran") == 1 and "model built" not in result.stdout
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("marl_lsf.team_env.UnguardedMainError") and MAIN_GUARD in last_line
+
+
+def test_the_guard_check_passes_inside_the_guard(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path / "guarded.py",
+        """
+        from marl_lsf.team_env import check_main_guard
+
+        if __name__ == "__main__":
+            check_main_guard()
+            print("passed", flush=True)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "passed"
+
+
+def test_a_worker_importing_an_unguarded_script_fails_at_once(tmp_path: Path) -> None:
+    script = tmp_path / "reimported.py"
+    script.write_text("from marl_lsf.team_env import check_main_guard\ncheck_main_guard()\n")
+    with pytest.raises(UnguardedMainError, match="re-run the top level"):
+        runpy.run_path(str(script), run_name="__mp_main__")
