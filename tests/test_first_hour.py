@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import runpy
@@ -14,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from marl_lsf import LSFSAC, buffer
+from marl_lsf import LSFSAC, buffer, plotting
 from marl_lsf.buffer import EpisodeReplayBuffer
+from marl_lsf.cli import main
 from marl_lsf.envs import predator_prey_v1
 from marl_lsf.team_env import MAIN_GUARD, TeamSpec, UnguardedMainError
 
@@ -109,18 +111,22 @@ def test_an_unguarded_script_with_worker_processes_fails_before_starting_them(tm
 
 
 def test_the_guard_check_passes_inside_the_guard(tmp_path: Path) -> None:
-    result = run_script(
-        tmp_path / "guarded.py",
-        """
-        from marl_lsf.team_env import check_main_guard
+    script = tmp_path / "guarded.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from marl_lsf.team_env import check_main_guard
 
-        if __name__ == "__main__":
-            check_main_guard()
-            print("passed", flush=True)
-        """,
+            if __name__ == "__main__":
+                check_main_guard()
+                passed = True
+            """
+        )
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "passed"
+    assert runpy.run_path(str(script), run_name="__main__")["passed"]
+    script.write_text("from marl_lsf.team_env import check_main_guard\ncheck_main_guard()\n")
+    with pytest.raises(UnguardedMainError):
+        runpy.run_path(str(script), run_name="__main__")
 
 
 def test_a_worker_importing_an_unguarded_script_fails_at_once(tmp_path: Path) -> None:
@@ -128,3 +134,86 @@ def test_a_worker_importing_an_unguarded_script_fails_at_once(tmp_path: Path) ->
     script.write_text("from marl_lsf.team_env import check_main_guard\ncheck_main_guard()\n")
     with pytest.raises(UnguardedMainError, match="re-run the top level"):
         runpy.run_path(str(script), run_name="__mp_main__")
+
+
+def fake_run(run_dir: Path, seed: int, algo_kwargs: dict[str, object], overrides: dict[str, object]) -> None:
+    """A run folder as a sweep writes it: ``run.json`` and a three-row ``progress.csv``."""
+    run_dir.mkdir(parents=True)
+    settings = {
+        "algo": "lsfsac",
+        "env": "predator_prey",
+        "env_kwargs": {},
+        "seed": seed,
+        "timesteps": 300,
+        "algo_kwargs": algo_kwargs,
+        "overrides": overrides,
+    }
+    (run_dir / "run.json").write_text(json.dumps(settings))
+    rows = [f"{step},{seed + step / 100 + 10 * len(overrides)}" for step in (100, 200, 300)]
+    (run_dir / "progress.csv").write_text("time/total_timesteps,eval/mean_return\n" + "\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """Two variants (default, ``latent_dim=0``) x two seeds, four levels below the sweep folder."""
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        fake_run(root / "lsfsac" / "predator_prey" / "default" / f"seed_{seed}", seed, {"batch_size": 8}, {})
+        variant = {"latent_dim": 0}
+        fake_run(
+            root / "lsfsac" / "predator_prey" / "latent_dim=0" / f"seed_{seed}",
+            seed,
+            {"batch_size": 8, **variant},
+            variant,
+        )
+    return root
+
+
+def test_a_sweep_folder_gives_one_labelled_group_per_variant(sweep_dir: Path) -> None:
+    folders = plotting.find_run_folders([sweep_dir])
+    assert len(folders) == 4
+    groups = plotting.load_run_curves(folders, "eval/mean_return")
+    assert sorted(groups) == ["latent_dim=0", "latent_dim=default"]
+    assert [len(curves) for curves in groups.values()] == [2, 2]
+    assert sorted(float(y[-1]) for _, y in groups["latent_dim=0"]) == [13.0, 14.0]
+
+
+def test_plot_command_on_a_sweep_draws_two_curves(sweep_dir: Path, tmp_path: Path) -> None:
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(sweep_dir), "--out", str(png), "--key", "eval/mean_return"]) == 0
+    assert png.stat().st_size > 0
+    merged = plotting.load_run_curves(
+        plotting.find_run_folders([sweep_dir]), "eval/mean_return", ["algo", "env"]
+    )
+    assert list(merged) == ["lsfsac / predator_prey"] and len(merged["lsfsac / predator_prey"]) == 4
+
+
+def test_nested_settings_flatten_to_dotted_names() -> None:
+    flat = plotting.flatten_settings(
+        {"algo": "qmix", "env_kwargs": {}, "algo_kwargs": {"tau": 0.5, "x": [1]}}
+    )
+    assert flat == {"algo": '"qmix"', "algo_kwargs.tau": "0.5", "algo_kwargs.x": "[1]"}
+
+
+def test_runs_that_differ_in_algo_and_env_kwargs(tmp_path: Path) -> None:
+    for name, algo, kwargs in [("a", "qmix", {}), ("b", "lsfsac", {}), ("c", "lsfsac", {"n_prey": 4})]:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        settings = {"algo": algo, "env": "predator_prey", "env_kwargs": kwargs, "seed": 0}
+        (run_dir / "run.json").write_text(json.dumps(settings))
+    (tmp_path / "d").mkdir()
+    groups = plotting.group_runs(sorted(tmp_path.iterdir()))
+    assert list(groups) == [
+        "qmix / n_prey=default",
+        "lsfsac / n_prey=default",
+        "lsfsac / n_prey=4",
+        str(tmp_path / "d"),
+    ]
+
+
+def test_no_run_folders_below_a_path_is_a_plot_error(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    with pytest.raises(plotting.PlotError, match="no run folders"):
+        plotting.find_run_folders([tmp_path / "empty"])
+    with pytest.raises(plotting.PlotError, match="is not a folder"):
+        plotting.find_run_folders([tmp_path / "missing"])
