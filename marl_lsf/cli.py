@@ -430,11 +430,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """``marl-lsf plot``: learning curves of run folders, grouped by their settings."""
-    from marl_lsf.plotting import find_run_folders, load_run_curves, plot_curves
+    from marl_lsf.plotting import find_run_folders, load_run_curves, plot_curves, shared_setup
 
     label_by = [name.strip() for name in args.label_by.split(",") if name.strip()] or None
-    groups = load_run_curves(find_run_folders(args.runs), args.key, label_by)
-    path = plot_curves(groups, args.out, "environment steps", args.key, args.title or args.key)
+    folders = find_run_folders(args.runs)
+    groups = load_run_curves(folders, args.key, label_by)
+    title = args.title or " - ".join(filter(None, [args.key, shared_setup(folders)]))
+    path = plot_curves(groups, args.out, "environment steps", args.key, title)
     table = Table(title=f"{args.key}: {path}")
     table.add_column("group")
     table.add_column("runs", justify="right")
@@ -643,7 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELDS",
         help="run.json fields that group the runs, e.g. algo,env (default: every setting but the seed)",
     )
-    plot.add_argument("--title", help="figure title (default: the key)")
+    plot.add_argument(
+        "--title", help="figure title (default: the key and the runs' shared algo and env settings)"
+    )
     plot.set_defaults(func=cmd_plot)
 
     sub.add_parser("sweep", help="run a hyperparameter sweep (see `marl-lsf sweep --help`)", add_help=False)

@@ -260,6 +260,32 @@ def _same_everywhere(known: Sequence[Mapping[str, str]], varying: Sequence[str],
     return all(len({flat.get(name) for name in names}) == 1 for flat in known)
 
 
+def shared_setup(run_dirs: Sequence[str | Path]) -> str:
+    """What every run has in common of its algorithm and env, for a figure title.
+
+    E.g. ``"lsfsac on predator_prey (n_prey=4)"``, ``"on predator_prey (env defaults)"`` when the
+    algorithms differ, ``""`` when the runs share neither, or one has no ``run.json``.
+    """
+    settings = [read_settings(run_dir) for run_dir in run_dirs]
+    if not settings or None in settings:
+        return ""
+    flats = [flatten_settings(one) for one in settings if one is not None]
+
+    def shared(name: str) -> str | None:
+        values = {flat.get(name) for flat in flats}
+        return None if len(values) != 1 or None in values else _display(json.loads(values.pop()))
+
+    algo, env = shared("algo"), shared("env")
+    if env is None:
+        return algo or ""
+    env_names = sorted({name for flat in flats for name in flat if name.startswith("env_kwargs.")})
+    if any(shared(name) is None for name in env_names):
+        kwargs = "varying env settings"
+    else:
+        kwargs = ", ".join(f"{name.partition('.')[2]}={shared(name)}" for name in env_names) or "env defaults"
+    return f"{algo + ' ' if algo else ''}on {env} ({kwargs})"
+
+
 def load_run_curves(
     run_dirs: Sequence[str | Path], key: str, label_by: Sequence[str] | None = None
 ) -> dict[str, list[Curve]]:

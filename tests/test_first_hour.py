@@ -176,6 +176,7 @@ def test_a_sweep_folder_gives_one_labelled_group_per_variant(sweep_dir: Path) ->
     assert sorted(groups) == ["latent_dim=0", "latent_dim=default"]
     assert [len(curves) for curves in groups.values()] == [2, 2]
     assert sorted(float(y[-1]) for _, y in groups["latent_dim=0"]) == [13.0, 14.0]
+    assert plotting.shared_setup(folders) == "lsfsac on predator_prey (env defaults)"
 
 
 def test_plot_command_on_a_sweep_draws_two_curves(sweep_dir: Path, tmp_path: Path) -> None:
@@ -202,13 +203,18 @@ def test_runs_that_differ_in_algo_and_env_kwargs(tmp_path: Path) -> None:
         settings = {"algo": algo, "env": "predator_prey", "env_kwargs": kwargs, "seed": 0}
         (run_dir / "run.json").write_text(json.dumps(settings))
     (tmp_path / "d").mkdir()
-    groups = plotting.group_runs(sorted(tmp_path.iterdir()))
+    folders = sorted(tmp_path.iterdir())
+    groups = plotting.group_runs(folders)
     assert list(groups) == [
         "qmix / n_prey=default",
         "lsfsac / n_prey=default",
         "lsfsac / n_prey=4",
         str(tmp_path / "d"),
     ]
+    assert plotting.shared_setup(folders[:3]) == "on predator_prey (varying env settings)"
+    assert plotting.shared_setup(folders[1:3]) == "lsfsac on predator_prey (varying env settings)"
+    assert plotting.shared_setup(folders[2:3]) == "lsfsac on predator_prey (n_prey=4)"
+    assert plotting.shared_setup(folders) == ""
 
 
 def test_no_run_folders_below_a_path_is_a_plot_error(tmp_path: Path) -> None:
