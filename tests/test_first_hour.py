@@ -87,7 +87,7 @@ def run_script(path: Path, source: str) -> subprocess.CompletedProcess[str]:
     path.write_text(textwrap.dedent(source))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, str(path)], cwd=path.parent, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(path)], cwd=path.parent, env=env, capture_output=True, text=True, timeout=600
     )
 
 
