@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from runs import RESULTS, SUMMARY_HEADER, Job, command, curves, machine, run_jobs, summary_rows
 
-from envs import predator_prey_v1
 from marl_lsf import evaluate_random_policy
+from marl_lsf.envs import predator_prey_v1
 from marl_lsf.plotting import plot_curves
 
 #: The schedule every row shares unless it says otherwise.
@@ -73,7 +73,7 @@ def rows(steps: int) -> dict[str, tuple[str, str, dict[str, Any]]]:
         ),
         "argmax decoder labels": ("LSFSAC", "predator_prey", {"decoder_target": "argmax"}),
         "last action input": ("LSFSAC", "predator_prey", {"last_action_input": True}),
-        "v0 env (no masks)": ("LSFSAC", "envs.predator_prey_v0:parallel_env", {}),
+        "v0 env (no masks)": ("LSFSAC", "marl_lsf.envs.predator_prey_v0:parallel_env", {}),
         "authors' combination": ("LSFSAC", "predator_prey", authors),
         "QMIX": ("QMIX", "predator_prey", epsilon),
     }

@@ -2,7 +2,7 @@
 
 Trains LSF-SAC (library defaults), MASAC (LSF-SAC without latent messages), LSF-SAC with a 4-unit
 QMIX mixing layer (instead of 32), QMIX and VDN on the default payoff of
-``envs.matrix_game_v0`` for several seeds with a fixed budget of environment steps each, then
+``marl_lsf.envs.matrix_game_v0`` for several seeds with a fixed budget of environment steps each, then
 reads out every model's greedy joint action (each agent's own greedy action, as at execution),
 its payoff, and the utilities Q_1, Q_2 and Q_tot of ``marl_lsf.utility_tables``. Writes
 ``benchmarks/results/matrix_game.md`` (keeping its hand-written "## Experiments" section) and the
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from runs import write_keeping_section
 
-from envs import matrix_game_v0
-from envs.matrix_game_v0 import DEFAULT_PAYOFF
 from marl_lsf import LSFSAC, QMIX, VDN, MultiAgentAlgorithm, utility_tables
+from marl_lsf.envs import matrix_game_v0
+from marl_lsf.envs.matrix_game_v0 import DEFAULT_PAYOFF
 
 RESULTS = Path(__file__).parent / "results"
 ACTIONS = ("A", "B", "C")
@@ -174,7 +174,7 @@ def report(
     lines = [
         "# Matrix game (paper section VI-A, Table I)",
         "",
-        "QTRAN's one-step game `[[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]` (`envs.matrix_game_v0`"
+        "QTRAN's one-step game `[[8, -12, -12], [-12, 0, 0], [-12, 0, 0]]` (`marl_lsf.envs.matrix_game_v0`"
         " defaults). Each run trains one model for a fixed number of environment steps (every step"
         " is a whole game; 8 games are played side by side, then one gradient step is taken), then"
         " reads the greedy joint action of the decentralized agents (`predict(..., deterministic=True)`).",

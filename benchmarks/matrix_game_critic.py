@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs import matrix_game_v0
 from marl_lsf import LSFSAC, QMIX, utility_tables
 from marl_lsf.buffer import EpisodeBatch
+from marl_lsf.envs import matrix_game_v0
 
 RESULTS = Path(__file__).parent / "results"
 PAYOFF = torch.tensor(matrix_game_v0.DEFAULT_PAYOFF)

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from runs import RESULTS, SUMMARY_HEADER, Job, command, curves, machine, run_jobs, summary_rows
 
-from envs import predator_prey_v1
 from marl_lsf import LSFSAC, evaluate_random_policy
+from marl_lsf.envs import predator_prey_v1
 from marl_lsf.plotting import plot_curves
 from marl_lsf.team_env import make_team_vec_env
 

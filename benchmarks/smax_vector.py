@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from envs import smax_v0  # noqa: E402
+from marl_lsf.envs import smax_v0  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "smax_vector.md"
 

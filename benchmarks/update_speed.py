@@ -30,7 +30,10 @@ import inspect, json, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
 import marl_lsf
-from envs import predator_prey_v0
+try:
+    from marl_lsf.envs import predator_prey_v0
+except ImportError:  # a baseline tree from before the envs moved under marl_lsf
+    from envs import predator_prey_v0
 algo, updates = sys.argv[1], int(sys.argv[2])
 cls = getattr(marl_lsf, algo)
 wanted = {"td_target": "soft", "exploration": "sample", "message_network": "shared", "decoder_target": "soft"}

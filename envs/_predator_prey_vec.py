@@ -1,6 +1,6 @@
 """Batched predator-prey: ``num_envs`` copies of ``predator_prey_v1`` stepped together in NumPy.
 
-The rules, observations, action masks, rewards and infos are those of :mod:`envs.predator_prey_v1`
+The rules, observations, action masks, rewards and infos are those of :mod:`marl_lsf.envs.predator_prey_v1`
 (v0's rules plus pymarl's masks) as the library's team view sees them: for the same seeds and
 actions, :class:`PredatorPreyVecEnv` returns exactly, float for float, the ``TeamObs``, rewards,
 terminations, truncations and infos of ``marl_lsf.team_env.GymTeamVecEnv(factory, num_envs,
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from envs import predator_prey_v1
-from envs._checks import check_vector_actions
-from envs.predator_prey_v0 import _EMPTY, _PREDATOR, _PREY, ACTION_NAMES, CATCH, STAY
+from marl_lsf.envs import predator_prey_v1
+from marl_lsf.envs._checks import check_vector_actions
+from marl_lsf.envs.predator_prey_v0 import _EMPTY, _PREDATOR, _PREY, ACTION_NAMES, CATCH, STAY
 from marl_lsf.team_env import TeamObs, TeamSpec, TeamStep, TeamVecEnv, build_spec, episode_length_hint
 
 _WALL = 3  # padding around the grid: never free, never a unit
@@ -49,7 +49,7 @@ _KTH_FREE = np.argsort(~_PATTERNS, axis=1, kind="stable")
 
 
 class PredatorPreyVecEnv(TeamVecEnv):
-    """``num_envs`` copies of :class:`envs.predator_prey_v1.PredatorPreyEnv` as one team vector env.
+    """``num_envs`` copies of :class:`marl_lsf.envs.predator_prey_v1.PredatorPreyEnv` as one team vector env.
 
     Follows ``marl_lsf.team_env.TeamVecEnv``: ``reset(seed)`` (copy ``e`` gets ``seed + e``) returns a
     ``TeamObs`` (obs ``[E, N, O]`` float32: each predator's ``(2r+1, 2r+1, 2)`` view flattened;
@@ -65,7 +65,7 @@ class PredatorPreyVecEnv(TeamVecEnv):
 
     Args:
         num_envs: number of copies.
-        **env_kwargs: arguments of :class:`envs.predator_prey_v1.PredatorPreyEnv` (checked by it).
+        **env_kwargs: arguments of :class:`marl_lsf.envs.predator_prey_v1.PredatorPreyEnv` (checked by it).
 
     Raises:
         ValueError: for ``num_envs < 1`` and the env's invalid arguments.

@@ -1,4 +1,4 @@
-"""The SMAC conventions shared by ``envs.smac_v1`` and ``envs.smax_v0`` (private).
+"""The SMAC conventions shared by ``marl_lsf.envs.smac_v1`` and ``marl_lsf.envs.smax_v0`` (private).
 
 Agents are ``agent_0 .. agent_{n-1}``; an observation is ``{"observation": float32 [obs_dim],
 "action_mask": int8 [n_actions]}``; an action must be available in the agent's mask; every acting
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from envs._checks import check_acting_agents
+from marl_lsf.envs._checks import check_acting_agents
 
 
 class StarCraftSpaces:
@@ -91,7 +91,7 @@ def fill_actions(
     """Check a step's actions and write each into ``out`` at its unit's index.
 
     Every live agent needs an action and no other agent may have one (see
-    :func:`envs._checks.check_acting_agents`; agents no longer live are called dead). Each action is
+    :func:`marl_lsf.envs._checks.check_acting_agents`; agents no longer live are called dead). Each action is
     converted with ``int()``, must lie in ``[0, n_actions)`` and must be available in ``avail``.
     Entries of ``out`` for dead units are left as they are (the caller fills them with the no-op).
 

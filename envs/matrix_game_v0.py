@@ -22,7 +22,7 @@ from gymnasium import logger, spaces
 from numpy.typing import ArrayLike
 from pettingzoo import ParallelEnv
 
-from envs._checks import check_actions, check_render_mode
+from marl_lsf.envs._checks import check_actions, check_render_mode
 
 DEFAULT_PAYOFF: tuple[tuple[float, ...], ...] = (
     (8.0, -12.0, -12.0),

@@ -40,7 +40,7 @@ from gymnasium import logger, spaces
 from numpy.lib.stride_tricks import sliding_window_view
 from pettingzoo import ParallelEnv
 
-from envs._checks import check_actions, check_render_mode
+from marl_lsf.envs._checks import check_actions, check_render_mode
 
 RIGHT, DOWN, LEFT, UP, STAY, CATCH = range(6)
 """Action indices of every predator's ``Discrete(6)`` action space."""

@@ -1,6 +1,6 @@
 """Predator-prey with capture punishment and pymarl's action masks, as a PettingZoo ParallelEnv.
 
-The rules are those of :mod:`envs.predator_prey_v0` (pymarl's ``stag_hunt`` with the
+The rules are those of :mod:`marl_lsf.envs.predator_prey_v0` (pymarl's ``stag_hunt`` with the
 ``pred_prey_punish`` settings, the LSF-SAC paper's section VI-B). What v1 adds is pymarl's
 available actions, published in PettingZoo's dict observation form
 ``{"observation": view, "action_mask": mask}``:
@@ -19,7 +19,7 @@ learnable no-op and moves into the wall cost nothing; pymarl's learners, and the
 on this task (the LSF-SAC paper's figure 3; WQMIX's reruns), see the masked action sets. v0 stays
 importable for runs and models made with it.
 
-``PredatorPreyEnv.make_team_vec_env(num_envs)`` returns :class:`envs._predator_prey_vec.
+``PredatorPreyEnv.make_team_vec_env(num_envs)`` returns :class:`marl_lsf.envs._predator_prey_vec.
 PredatorPreyVecEnv`, which steps ``num_envs`` copies together in NumPy array operations and gives
 exactly the team view of as many copies of this env; ``marl_lsf.team_env.make_team_vec_env`` uses it
 automatically.
@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium import spaces
 
-from envs import predator_prey_v0
-from envs.predator_prey_v0 import _MOVES, ACTION_NAMES, CATCH, DOWN, LEFT, RIGHT, STAY, UP
+from marl_lsf.envs import predator_prey_v0
+from marl_lsf.envs.predator_prey_v0 import _MOVES, ACTION_NAMES, CATCH, DOWN, LEFT, RIGHT, STAY, UP
 
 if TYPE_CHECKING:
-    from envs._predator_prey_vec import PredatorPreyVecEnv
+    from marl_lsf.envs._predator_prey_vec import PredatorPreyVecEnv
 
 __all__ = ["ACTION_NAMES", "CATCH", "DOWN", "LEFT", "RIGHT", "STAY", "UP", "PredatorPreyEnv", "parallel_env"]
 
@@ -46,7 +46,7 @@ _MOVE_DELTAS = np.array(_MOVES[:4], dtype=np.int64)  # [4, 2] (row, col) of righ
 class PredatorPreyEnv(predator_prey_v0.PredatorPreyEnv):
     """Predator-prey (the rules of v0) with pymarl's action masks in dict observations.
 
-    Takes the arguments of :class:`envs.predator_prey_v0.PredatorPreyEnv`. Each observation is
+    Takes the arguments of :class:`marl_lsf.envs.predator_prey_v0.PredatorPreyEnv`. Each observation is
     ``{"observation": float32 (2r+1, 2r+1, 2) view, "action_mask": int8 (6,)}``, the mask as in the
     module docstring; ``state()``, rewards, terminations and infos are v0's.
 
@@ -78,10 +78,10 @@ class PredatorPreyEnv(predator_prey_v0.PredatorPreyEnv):
         """``num_envs`` copies of this env (same arguments) stepped together by NumPy array operations.
 
         Equivalent to ``marl_lsf.team_env.GymTeamVecEnv`` over ``TeamEnv`` copies of this env, seed for
-        seed and float for float; see :mod:`envs._predator_prey_vec`.
+        seed and float for float; see :mod:`marl_lsf.envs._predator_prey_vec`.
         """
         # Imported here, not at the top: that module imports this one.
-        from envs._predator_prey_vec import PredatorPreyVecEnv
+        from marl_lsf.envs._predator_prey_vec import PredatorPreyVecEnv
 
         return PredatorPreyVecEnv(num_envs, **self._init_kwargs)
 

@@ -4,7 +4,7 @@ Wraps ``smac.env.StarCraft2Env``. It needs StarCraft II (``SC2PATH``) and SMAC i
 repository: ``pip install git+https://github.com/oxwhirl/smac.git``. The PyPI project called
 ``smac`` is SMAC3, an unrelated hyperparameter optimiser; this module detects it and says so.
 
-Conventions (shared with ``envs.smax_v0``):
+Conventions (shared with ``marl_lsf.envs.smax_v0``):
 
 * agents are ``agent_0 .. agent_{n-1}`` (SMAC's unit ids ``0 .. n-1``);
 * observations are ``{"observation": float32 [obs_shape], "action_mask": int8 [n_actions]}``, the
@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from envs import _starcraft
-from envs._checks import check_render_mode
+from marl_lsf.envs import _starcraft
+from marl_lsf.envs._checks import check_render_mode
 
 INSTALL_HINT = (
     "SMAC needs StarCraft II (install it and set SC2PATH to its folder) and oxwhirl's SMAC, "
     "installed from its repository: `pip install git+https://github.com/oxwhirl/smac.git`. "
     "Note: the PyPI package `smac` is SMAC3, an unrelated hyperparameter optimizer, not the "
-    "StarCraft Multi-Agent Challenge. Without StarCraft II, use SMAX (`envs.smax_v0`, "
+    "StarCraft Multi-Agent Challenge. Without StarCraft II, use SMAX (`marl_lsf.envs.smax_v0`, "
     "`pip install marl-lsf[smax]`), JaxMARL's JAX re-implementation of the same scenarios."
 )
 

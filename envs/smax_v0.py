@@ -4,7 +4,7 @@ Wraps ``jaxmarl.make("HeuristicEnemySMAX", scenario=map_name_to_scenario(map_nam
 plays SMAX's allies against its heuristic enemy AI. It runs on CPU without StarCraft II
 (``pip install marl-lsf[smax]`` or ``pip install jaxmarl``).
 
-Conventions (the same as ``envs.smac_v1``):
+Conventions (the same as ``marl_lsf.envs.smac_v1``):
 
 * agents are ``agent_0 .. agent_{n-1}`` (SMAX's ``ally_0 .. ally_{n-1}``);
 * observations are ``{"observation": float32 [obs_dim], "action_mask": int8 [n_actions]}``, the mask
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from envs import _starcraft
-from envs._checks import check_render_mode, check_vector_actions
+from marl_lsf.envs import _starcraft
+from marl_lsf.envs._checks import check_render_mode, check_vector_actions
 from marl_lsf.team_env import TeamObs, TeamSpec, TeamStep, TeamVecEnv, build_spec
 
 INSTALL_HINT = "SMAX needs JAX and JaxMARL: `pip install marl-lsf[smax]` (or `pip install jaxmarl`)."

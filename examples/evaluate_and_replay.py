@@ -16,8 +16,8 @@ import os
 import sys
 from functools import partial
 
-from envs import predator_prey_v0
 from marl_lsf import LSFSAC, evaluate_policy
+from marl_lsf.envs import predator_prey_v0
 from marl_lsf.replay import record_episode, save_gif
 
 make_env = partial(predator_prey_v0.parallel_env, grid_size=6, n_predators=3, n_prey=2, max_cycles=50)

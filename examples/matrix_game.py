@@ -15,8 +15,8 @@ import os
 import numpy as np
 import torch
 
-from envs import matrix_game_v0
 from marl_lsf import LSFSAC, evaluate_policy
+from marl_lsf.envs import matrix_game_v0
 
 
 def main() -> None:

@@ -1,12 +1,12 @@
 """LSF-SAC on SMAX 3m: three marines against three, without StarCraft II.
 
 SMAX is JaxMARL's JAX re-implementation of the SMAC scenarios (``pip install marl-lsf[smax]``);
-``envs.smax_v0`` steps all ``n_envs`` battles in one jitted call. Run::
+``marl_lsf.envs.smax_v0`` steps all ``n_envs`` battles in one jitted call. Run::
 
     python examples/smax_3m.py
 
 ``MARL_LSF_EXAMPLE_STEPS`` sets the training budget. With real StarCraft II, swap the env for
-``envs.smac_v1.parallel_env(map_name="3m")``.
+``marl_lsf.envs.smac_v1.parallel_env(map_name="3m")``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ def main() -> None:
     if importlib.util.find_spec("jaxmarl") is None:
         print("skipping: SMAX needs JaxMARL; install it with `pip install marl-lsf[smax]`")
         return
-    from envs import smax_v0
     from marl_lsf import LSFSAC, evaluate_policy
+    from marl_lsf.envs import smax_v0
 
     steps = int(float(os.environ.get("MARL_LSF_EXAMPLE_STEPS", 200_000)))
     # The settings of benchmarks/smax.py: a gradient step per 4 finished battles, a lower entropy

@@ -14,8 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from envs import predator_prey_v1
 from marl_lsf import LSFSAC, evaluate_policy, evaluate_random_policy
+from marl_lsf.envs import predator_prey_v1
 
 STEPS = int(float(os.environ.get("MARL_LSF_EXAMPLE_STEPS", 60_000)))
 EVAL_EPISODES = 8 if STEPS >= 10_000 else 2

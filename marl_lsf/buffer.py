@@ -10,10 +10,19 @@ them, so a large ``capacity`` costs memory in proportion to what is stored. Obse
 are kept in float16 while every value written is exactly representable there (grids of 0/1, small
 counts), which halves the buffer; the first value that is not switches storage to float32 for good,
 so nothing is ever rounded.
+
+Sizes count episodes, as in pymarl: ``capacity`` (the algorithms' ``buffer_size``) is a number of
+episodes, each stored at the longest episode length seen, so a full buffer holds about
+``capacity x episode length`` transitions. Before storage is allocated or grown, the bytes a full
+buffer needs are estimated from the team's shapes and compared with the available memory (as
+Stable-Baselines3's ``ReplayBuffer`` does): above :data:`MEMORY_WARN_FRACTION` of it a warning is
+issued, above all of it a ``ValueError`` names the estimate and a ``buffer_size`` that fits.
 """
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,12 +49,32 @@ class EpisodeBatch(NamedTuple):
 
 _STEP_FIELDS = ("obs", "state", "avail", "alive")
 
+#: A full buffer estimated above this fraction of the available memory gets a warning.
+MEMORY_WARN_FRACTION = 0.5
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (psutil, else ``/proc/meminfo``), None if unknown."""
+    try:
+        import psutil
+    except ImportError:
+        try:
+            lines = Path("/proc/meminfo").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key == "MemAvailable":
+                return int(value.split()[0]) * 1024
+        return None
+    return int(psutil.virtual_memory().available)
+
 
 class EpisodeReplayBuffer:
     """Ring buffer of whole episodes fed by ``num_envs`` environments at once.
 
     Args:
-        capacity: number of episodes kept (the oldest are overwritten).
+        capacity: number of episodes kept (the oldest are overwritten), not of steps.
         spec: the team view's shapes.
         num_envs: number of environments writing in parallel.
         max_episode_steps: initial time capacity; it doubles whenever a longer episode arrives.
@@ -69,6 +98,7 @@ class EpisodeReplayBuffer:
         self.max_steps = max(1, int(max_episode_steps))
         self._action_dtype = np.int16 if spec.n_actions <= np.iinfo(np.int16).max else np.int64
         self._float_dtype: type[np.floating] = np.float16
+        self._check_memory()
         self.storage = self._allocate(capacity, self.max_steps)
         self.lengths = np.zeros(capacity, dtype=np.int64)
         self.stage = self._allocate(num_envs, self.max_steps)
@@ -89,13 +119,55 @@ class EpisodeReplayBuffer:
             "terminated": np.zeros((rows, steps), dtype=np.float32),
         }
 
+    def nbytes_when_full(
+        self, max_steps: int | None = None, float_dtype: type[np.floating] | None = None
+    ) -> int:
+        """Bytes of storage and staging once every slot holds an episode.
+
+        Args:
+            max_steps: the time capacity (default: the current one).
+            float_dtype: the observation and state dtype (default: the current one).
+        """
+        steps = self.max_steps if max_steps is None else max_steps
+        float_size = np.dtype(self._float_dtype if float_dtype is None else float_dtype).itemsize
+        n, o, a, s = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions, self.spec.state_dim
+        per_step = (n * o + s) * float_size + n * a + n  # obs, state, avail, alive
+        per_transition = n * np.dtype(self._action_dtype).itemsize + 2 * 4  # actions, reward, terminated
+        per_episode = (steps + 1) * per_step + steps * per_transition
+        lengths = np.dtype(np.int64).itemsize * self.capacity
+        return (self.capacity + self.num_envs) * per_episode + lengths
+
+    def _check_memory(
+        self, max_steps: int | None = None, float_dtype: type[np.floating] | None = None
+    ) -> None:
+        """Refuse (``ValueError``) or warn when a full buffer of this layout will not fit in memory."""
+        available = available_memory()
+        if available is None:
+            return
+        needed = self.nbytes_when_full(max_steps, float_dtype)
+        if needed <= MEMORY_WARN_FRACTION * available:
+            return
+        steps = self.max_steps if max_steps is None else max_steps
+        per_episode = needed / (self.capacity + self.num_envs)
+        fits = max(1, int(MEMORY_WARN_FRACTION * available / per_episode) - self.num_envs)
+        message = (
+            f"a full replay buffer of {self.capacity:,} episodes x {steps} steps needs about "
+            f"{needed / 2**30:.1f} GiB ({needed:,} bytes), {available / 2**30:.1f} GiB of memory is "
+            f"available; buffer_size counts episodes, not steps: use e.g. buffer_size={fits:,}"
+        )
+        if needed > available:
+            raise ValueError(message)
+        warnings.warn(message, stacklevel=3)
+
     def _grow(self) -> None:
         """Double the time capacity of storage and staging, copying only the rows in use."""
+        self._check_memory(max_steps=2 * self.max_steps)
         self.max_steps *= 2
         self._reallocate()
 
     def _widen(self) -> None:
         """Switch observation and state storage from float16 to float32 (keeps what is stored)."""
+        self._check_memory(float_dtype=np.float32)
         self._float_dtype = np.float32
         self._reallocate()
 

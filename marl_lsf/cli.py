@@ -478,29 +478,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 # -- plot -----------------------------------------------------------------------------------------
 
 
-def _run_folders(paths: Sequence[str]) -> list[Path]:
-    """Run folders among ``paths``: each path itself, or its subfolders that hold a ``progress.csv``."""
-    folders: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.is_dir():
-            raise CliError(f"{path} is not a folder")
-        if (path / "progress.csv").is_file():
-            folders.append(path)
-        else:
-            folders += sorted(child for child in path.iterdir() if (child / "progress.csv").is_file())
-    if not folders:
-        raise CliError(f"no run folders (with a progress.csv) in {', '.join(paths)}")
-    return folders
-
-
 def cmd_plot(args: argparse.Namespace) -> int:
     """``marl-lsf plot``: learning curves of run folders, grouped by their settings."""
-    from marl_lsf.plotting import load_run_curves, plot_curves
+    from marl_lsf.plotting import find_run_folders, load_run_curves, plot_curves, shared_setup
 
-    label_by = [name.strip() for name in args.label_by.split(",") if name.strip()]
-    groups = load_run_curves(_run_folders(args.runs), args.key, label_by)
-    path = plot_curves(groups, args.out, "environment steps", args.key, args.title or args.key)
+    label_by = [name.strip() for name in args.label_by.split(",") if name.strip()] or None
+    folders = find_run_folders(args.runs)
+    groups = load_run_curves(folders, args.key, label_by)
+    title = args.title or " - ".join(filter(None, [args.key, shared_setup(folders)]))
+    path = plot_curves(groups, args.out, "environment steps", args.key, title)
     table = Table(title=f"{args.key}: {path}")
     table.add_column("group")
     table.add_column("runs", justify="right")
@@ -709,15 +695,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Plot learning curves from run folders' progress.csv: per group of runs with the same run.json "
         "settings, the median over seeds and a min-max band.",
     )
-    plot.add_argument("runs", nargs="+", help="run folders, or folders of run folders")
+    plot.add_argument("runs", nargs="+", help="run folders, or folders with run folders at any depth")
     plot.add_argument("--out", default="curves.png", metavar="FILE", help="image file to write")
     plot.add_argument(
         "--key", default="rollout/ep_rew_mean", help="logged value to plot, e.g. eval/mean_return"
     )
     plot.add_argument(
-        "--label-by", default="algo,env", metavar="FIELDS", help="run.json fields that group the runs"
+        "--label-by",
+        default="",
+        metavar="FIELDS",
+        help="run.json fields that group the runs, e.g. algo,env (default: every setting but the seed)",
     )
-    plot.add_argument("--title", help="figure title (default: the key)")
+    plot.add_argument(
+        "--title", help="figure title (default: the key and the runs' shared algo and env settings)"
+    )
     plot.set_defaults(func=cmd_plot)
 
     sub.add_parser("sweep", help="run a hyperparameter sweep (see `marl-lsf sweep --help`)", add_help=False)

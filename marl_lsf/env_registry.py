@@ -3,10 +3,12 @@
 A name is one of
 
 * a short name: ``matrix_game``, ``predator_prey``;
-* a map-qualified name: ``smac:<map>`` (StarCraft II, ``envs.smac_v1``) or ``smax:<map>``
-  (JaxMARL's SMAX, ``envs.smax_v0``), e.g. ``smax:3m``;
+* a map-qualified name: ``smac:<map>`` (StarCraft II, ``marl_lsf.envs.smac_v1``) or ``smax:<map>``
+  (JaxMARL's SMAX, ``marl_lsf.envs.smax_v0``), e.g. ``smax:3m``;
 * an importable ``module:factory`` path of any PettingZoo ParallelEnv constructor, e.g.
-  ``mpe2.simple_spread_v3:parallel_env``.
+  ``mpe2.simple_spread_v3:parallel_env``. Paths into the bundled environments written before they
+  moved under the library's name (``envs.predator_prey_v0:parallel_env``, as old ``run.json`` files
+  hold) are read as ``marl_lsf.envs.predator_prey_v0:parallel_env``.
 
 ``make_env_factory(name, **kwargs)`` returns a picklable zero-argument factory, so it also works
 with worker-process vectorization (``n_envs > 1``).
@@ -22,14 +24,17 @@ from pettingzoo import ParallelEnv
 
 #: Short names and the factory each stands for.
 SHORT_NAMES: dict[str, str] = {
-    "matrix_game": "envs.matrix_game_v0:parallel_env",
-    "predator_prey": "envs.predator_prey_v1:parallel_env",
+    "matrix_game": "marl_lsf.envs.matrix_game_v0:parallel_env",
+    "predator_prey": "marl_lsf.envs.predator_prey_v1:parallel_env",
 }
 #: Prefixes of map-qualified names (``prefix:map``) and their factory.
 MAP_PREFIXES: dict[str, str] = {
-    "smac": "envs.smac_v1:parallel_env",
-    "smax": "envs.smax_v0:parallel_env",
+    "smac": "marl_lsf.envs.smac_v1:parallel_env",
+    "smax": "marl_lsf.envs.smax_v0:parallel_env",
 }
+
+#: The bundled environment modules, once importable as a top-level ``envs`` package.
+_BUNDLED_MODULES = ("matrix_game_v0", "predator_prey_v0", "predator_prey_v1", "smac_v1", "smax_v0")
 
 
 class UnknownEnvError(ValueError):
@@ -81,6 +86,9 @@ def resolve(name: str) -> tuple[str, dict[str, Any]]:
             raise UnknownEnvError(f"{name!r} names no map; write e.g. {prefix}:3m")
         return MAP_PREFIXES[prefix], {"map_name": rest}
     if sep and prefix and rest:
+        package, _, module = prefix.rpartition(".")
+        if package == "envs" and module in _BUNDLED_MODULES:
+            return f"marl_lsf.{name}", {}
         return name, {}
     raise UnknownEnvError(f"unknown environment {name!r}; valid names: {valid_names()}")
 

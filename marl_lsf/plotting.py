@@ -2,7 +2,8 @@
 
 ``plot_curves`` is the drawing primitive (the benchmarks reuse it); ``load_run_curves`` reads run
 folders written by ``marl-lsf train`` (``progress.csv`` from Stable-Baselines3's CSV logger and
-``run.json`` with the run's settings) and groups them by settings such as algorithm and env.
+``run.json`` with the run's settings), searching sub-folders such as a sweep's, and groups them
+into experiments: runs whose settings differ only in the seed, labelled by what differs.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -23,6 +25,9 @@ import numpy as np  # noqa: E402
 STEP_KEY = "time/total_timesteps"
 #: Points of the common x grid that the curves of a group are interpolated onto.
 GRID_POINTS = 200
+
+#: ``run.json`` settings that do not set runs apart as experiments (runs differing only here are seeds).
+IGNORED_SETTINGS = ("seed",)
 
 Curve = tuple[np.ndarray, np.ndarray]
 
@@ -135,36 +140,170 @@ def _number(text: str | None) -> float:
         return math.nan
 
 
-def run_label(run_dir: str | Path, label_by: Sequence[str]) -> str:
-    """The group label of a run: its ``run.json`` values of ``label_by`` (or the folder name)."""
-    settings_path = Path(run_dir) / "run.json"
-    if not settings_path.is_file():
-        return Path(run_dir).name
-    settings = json.loads(settings_path.read_text())
-    parts = []
-    for name in label_by:
-        value = settings.get(name)
-        parts.append(json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value))
-    return " / ".join(parts)
+def find_run_folders(paths: Sequence[str | Path]) -> list[Path]:
+    """Run folders (those holding a ``progress.csv``) among ``paths`` and in every folder below them.
+
+    A sweep's output (``<results>/<algo>/<env>/<variant>/seed_<n>``) is found from its top folder.
+
+    Raises:
+        PlotError: when a path is not a folder, or no run folder is found.
+    """
+    folders: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise PlotError(f"{path} is not a folder")
+        folders += sorted(found.parent for found in path.rglob("progress.csv"))
+    if not folders:
+        raise PlotError(f"no run folders (with a progress.csv) in or below {', '.join(map(str, paths))}")
+    return list(dict.fromkeys(folders))
+
+
+def read_settings(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run folder's ``run.json`` settings, or None when it has none (or not a JSON object)."""
+    path = Path(run_dir) / "run.json"
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as ``{"algo_kwargs.latent_dim": "0", ...}``: dotted keys, values as JSON text.
+
+    An empty mapping sets nothing, so ``env_kwargs: {}`` and a missing ``env_kwargs`` are alike.
+    """
+    flat: dict[str, str] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_settings(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value, sort_keys=True)
+    return flat
+
+
+def group_runs(
+    run_dirs: Sequence[str | Path],
+    label_by: Sequence[str] | None = None,
+    ignore: Sequence[str] = IGNORED_SETTINGS,
+) -> dict[str, list[Path]]:
+    """Group run folders into experiments, each labelled by what sets it apart.
+
+    By default runs are one group when every ``run.json`` setting other than those in ``ignore``
+    (the seed) is equal, nested settings included (``algo_kwargs``, ``env_kwargs``, a sweep's
+    ``overrides``); a label names the settings that differ between the groups (``algo`` and
+    ``env`` by value, others as ``name=value``, ``default`` where a run does not set it), or the
+    algorithm and env when there is one group. A run without ``run.json`` is a group of its own,
+    labelled by its folder. With ``label_by``, runs are grouped by those top-level fields only and
+    labelled by their values.
+    """
+    keyed: dict[tuple[str, ...], list[Path]] = {}
+    flat_of: dict[tuple[str, ...], dict[str, str] | None] = {}
+    for raw in run_dirs:
+        run_dir = Path(raw)
+        settings = read_settings(run_dir)
+        if settings is None:
+            key: tuple[str, ...] = ("folder", str(run_dir))
+            flat = None
+        elif label_by is not None:
+            flat = {name: _display(settings.get(name)) for name in label_by}
+            key = tuple(flat[name] for name in label_by)
+        else:
+            flat = {k: v for k, v in flatten_settings(settings).items() if k.partition(".")[0] not in ignore}
+            key = tuple(sorted(f"{k}={v}" for k, v in flat.items()))
+        keyed.setdefault(key, []).append(run_dir)
+        flat_of.setdefault(key, flat)
+    labels = _group_labels(flat_of, explicit=label_by is not None)
+    return {labels[key]: runs for key, runs in keyed.items()}
+
+
+def _display(value: Any) -> str:
+    """A setting's value as a label shows it: strings bare, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _group_labels(
+    flat_of: Mapping[tuple[str, ...], dict[str, str] | None], explicit: bool
+) -> dict[tuple[str, ...], str]:
+    """The label of every group key (see ``group_runs``)."""
+    if explicit:
+        return {key: " / ".join(key) if flat is not None else key[1] for key, flat in flat_of.items()}
+    known = [flat for flat in flat_of.values() if flat is not None]
+    names = sorted({name for flat in known for name in flat})
+    varying = [name for name in names if len({flat.get(name) for flat in known}) > 1]
+    varying.sort(key=lambda name: (name not in ("algo", "env"), name))
+    if not varying:
+        varying = [name for name in ("algo", "env") if name in names]
+    leaves = [name.rpartition(".")[2] for name in varying]
+    labels = {}
+    for key, flat in flat_of.items():
+        if flat is None:
+            labels[key] = key[1]
+            continue
+        parts: list[str] = []
+        for name, leaf in zip(varying, leaves, strict=True):
+            shown = leaf if _same_everywhere(known, varying, leaf) else name
+            value = flat.get(name)
+            text = "default" if value is None else _display(json.loads(value))
+            part = text if name in ("algo", "env") else f"{shown}={text}"
+            if part not in parts:
+                parts.append(part)
+        labels[key] = " / ".join(parts) or "runs"
+    return labels
+
+
+def _same_everywhere(known: Sequence[Mapping[str, str]], varying: Sequence[str], leaf: str) -> bool:
+    """Whether every varying setting named ``leaf`` (under any parent) has one value within each run."""
+    names = [name for name in varying if name.rpartition(".")[2] == leaf]
+    return all(len({flat.get(name) for name in names}) == 1 for flat in known)
+
+
+def shared_setup(run_dirs: Sequence[str | Path]) -> str:
+    """What every run has in common of its algorithm and env, for a figure title.
+
+    E.g. ``"lsfsac on predator_prey (n_prey=4)"``, ``"on predator_prey (env defaults)"`` when the
+    algorithms differ, ``""`` when the runs share neither, or one has no ``run.json``.
+    """
+    settings = [read_settings(run_dir) for run_dir in run_dirs]
+    if not settings or None in settings:
+        return ""
+    flats = [flatten_settings(one) for one in settings if one is not None]
+
+    def shared(name: str) -> str | None:
+        values = {flat.get(name) for flat in flats}
+        return None if len(values) != 1 or None in values else _display(json.loads(values.pop()))
+
+    algo, env = shared("algo"), shared("env")
+    if env is None:
+        return algo or ""
+    env_names = sorted({name for flat in flats for name in flat if name.startswith("env_kwargs.")})
+    if any(shared(name) is None for name in env_names):
+        kwargs = "varying env settings"
+    else:
+        kwargs = ", ".join(f"{name.partition('.')[2]}={shared(name)}" for name in env_names) or "env defaults"
+    return f"{algo + ' ' if algo else ''}on {env} ({kwargs})"
 
 
 def load_run_curves(
-    run_dirs: Sequence[str | Path], key: str, label_by: Sequence[str] = ("algo", "env")
+    run_dirs: Sequence[str | Path], key: str, label_by: Sequence[str] | None = None
 ) -> dict[str, list[Curve]]:
-    """Group the ``key`` curves of run folders by their ``run.json`` settings ``label_by``.
+    """The ``key`` curves of run folders, grouped as ``group_runs`` groups them.
 
     Folders that lack ``key`` are skipped; a ``PlotError`` is raised only when none has it.
     """
     groups: dict[str, list[Curve]] = {}
     problems = []
-    for run_dir in run_dirs:
-        try:
-            curve = read_progress(run_dir, key)
-        except PlotError as exc:
-            problems.append(str(exc))
-            continue
-        if curve[0].size:
-            groups.setdefault(run_label(run_dir, label_by), []).append(curve)
+    for label, runs in group_runs(run_dirs, label_by).items():
+        for run_dir in runs:
+            try:
+                curve = read_progress(run_dir, key)
+            except PlotError as exc:
+                problems.append(str(exc))
+                continue
+            if curve[0].size:
+                groups.setdefault(label, []).append(curve)
     if not groups:
         detail = f": {problems[0]}" if problems else ""
         raise PlotError(f"no run has values of {key!r}{detail}")

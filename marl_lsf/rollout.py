@@ -33,7 +33,15 @@ import torch
 from gymnasium.vector import AsyncVectorEnv
 
 from marl_lsf.nets.policies import ActingPolicy
-from marl_lsf.team_env import EnvFactory, GymTeamVecEnv, TeamObs, TeamReward, TeamStep, TeamVecEnv
+from marl_lsf.team_env import (
+    EnvFactory,
+    GymTeamVecEnv,
+    TeamObs,
+    TeamReward,
+    TeamStep,
+    TeamVecEnv,
+    check_main_guard,
+)
 
 #: Vector steps a rollout worker collects per round trip: the policy acting in a chunk is at most
 #: this many steps old, and the ~1 ms round trip is spread over this many env steps.
@@ -241,6 +249,7 @@ class WorkerTeamVecEnv(TeamVecEnv):
             raise ValueError(f"num_workers must be between 1 and num_envs={num_envs}, got {num_workers}")
         groups = np.array_split(np.arange(num_envs), num_workers)
         fns = [_RolloutWorkerFactory(factory, len(g), int(g[0]), team_reward) for g in groups]
+        check_main_guard()
         self.vec = AsyncVectorEnv(fns, shared_memory=False, copy=False, context="spawn")
         self.num_envs = num_envs
         self.num_workers = num_workers

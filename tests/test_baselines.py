@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs import matrix_game_v0
 from marl_lsf import LSFSAC, QMIX, VDN, utility_tables
+from marl_lsf.envs import matrix_game_v0
 from marl_lsf.save_util import ModelFileError
 
 #: An additive game: the joint optimum (A, A) = 10 is also each agent's best action whatever the

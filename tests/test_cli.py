@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from envs.matrix_game_v0 import MatrixGameEnv
 from marl_lsf.cli import CliError, load_model, main, parse_kwargs
 from marl_lsf.env_registry import UnknownEnvError, make_env_factory
+from marl_lsf.envs.matrix_game_v0 import MatrixGameEnv
 from marl_lsf.plotting import plot_curves
 from marl_lsf.replay import ReplayError, record_episode, save_animation, save_gif
 
@@ -256,7 +256,7 @@ def test_parse_kwargs() -> None:
 
 def test_env_names() -> None:
     assert make_env_factory("matrix_game")().possible_agents == ["agent_0", "agent_1"]
-    assert make_env_factory("envs.matrix_game_v0:parallel_env", n_agents=2)().possible_agents == [
+    assert make_env_factory("marl_lsf.envs.matrix_game_v0:parallel_env", n_agents=2)().possible_agents == [
         "agent_0",
         "agent_1",
     ]
@@ -264,7 +264,7 @@ def test_env_names() -> None:
     for name, message in [
         ("smac:", "names no map"),
         ("no.such:f", "cannot import"),
-        ("envs.matrix_game_v0:x", "no callable"),
+        ("marl_lsf.envs.matrix_game_v0:x", "no callable"),
     ]:
         with pytest.raises(UnknownEnvError, match=message):
             make_env_factory(name)

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from envs import matrix_game_v0
 from marl_lsf import LSFSAC, QMIX, MultiAgentAlgorithm
 from marl_lsf.cli import main
+from marl_lsf.envs import matrix_game_v0
 from marl_lsf.nets.agents import masked_argmax, masked_log_softmax, masked_sample
 from marl_lsf.save_util import ModelFileError
 
-MATRIX_FACTORY = "envs.matrix_game_v0:parallel_env"
+MATRIX_FACTORY = "marl_lsf.envs.matrix_game_v0:parallel_env"
 
 
 @pytest.fixture(scope="module")

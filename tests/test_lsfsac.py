@@ -9,8 +9,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from torch import nn
 
-from envs import matrix_game_v0, predator_prey_v0
 from marl_lsf import LSFSAC, evaluate_policy
+from marl_lsf.envs import matrix_game_v0, predator_prey_v0
 from marl_lsf.nets import LatentCritic
 from marl_lsf.team_env import EnvError
 

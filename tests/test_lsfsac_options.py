@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from envs import predator_prey_v1
 from marl_lsf import LSFSAC
+from marl_lsf.envs import predator_prey_v1
 from marl_lsf.nets.agents import masked_log_softmax
 from marl_lsf.nets.policies import EpsilonGreedyPolicy, SoftmaxPolicy
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-from envs import matrix_game_v0
-from envs.matrix_game_v0 import DEFAULT_PAYOFF, MatrixGameEnv
+from marl_lsf.envs import matrix_game_v0
+from marl_lsf.envs.matrix_game_v0 import DEFAULT_PAYOFF, MatrixGameEnv
 
 
 def test_pettingzoo_api() -> None:

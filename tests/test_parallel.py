@@ -191,7 +191,7 @@ def tiny_predator_prey_factory() -> Any:
     """A 5x5 predator-prey with 2 predators and 15-step episodes, as a picklable factory."""
     # v0: every action is always available, so the tests below can script any action.
     return make_env_factory(
-        "envs.predator_prey_v0:parallel_env", grid_size=5, n_predators=2, n_prey=1, max_cycles=15
+        "marl_lsf.envs.predator_prey_v0:parallel_env", grid_size=5, n_predators=2, n_prey=1, max_cycles=15
     )
 
 

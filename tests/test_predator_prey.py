@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-from envs import predator_prey_v0
-from envs.predator_prey_v0 import CATCH, DOWN, LEFT, RIGHT, STAY, UP, PredatorPreyEnv
+from marl_lsf.envs import predator_prey_v0
+from marl_lsf.envs.predator_prey_v0 import CATCH, DOWN, LEFT, RIGHT, STAY, UP, PredatorPreyEnv
 
 # Units parked in the bottom rows, far from the action in the top-left corner of the 10x10 grid.
 FAR_PREDATORS = [[9, 0], [9, 2], [9, 4], [9, 6], [9, 8]]

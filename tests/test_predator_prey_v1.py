@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-from envs import predator_prey_v0, predator_prey_v1
-from envs.predator_prey_v1 import CATCH, LEFT, RIGHT, STAY, UP
 from marl_lsf import LSFSAC
 from marl_lsf.env_registry import make_env_factory
+from marl_lsf.envs import predator_prey_v0, predator_prey_v1
+from marl_lsf.envs.predator_prey_v1 import CATCH, LEFT, RIGHT, STAY, UP
 from marl_lsf.team_env import build_spec
 
 
@@ -36,7 +36,7 @@ def test_dict_observations_and_registry_name() -> None:
         assert env.observation_space(agent).contains(observations[agent])
         assert observations[agent]["observation"].shape == (5, 5, 2)
     assert build_spec(env).mask_source == "observation"
-    assert make_env_factory("predator_prey").target == "envs.predator_prey_v1:parallel_env"
+    assert make_env_factory("predator_prey").target == "marl_lsf.envs.predator_prey_v1:parallel_env"
 
 
 def test_masks_follow_pymarls_rules() -> None:

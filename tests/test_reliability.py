@@ -24,7 +24,6 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 from stable_baselines3.common.callbacks import BaseCallback
 
-from envs import matrix_game_v0, predator_prey_v0
 from marl_lsf import LSFSAC, save_util
 from marl_lsf.checkpoint import (
     AppendingCSVOutputFormat,
@@ -35,6 +34,7 @@ from marl_lsf.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
 )
+from marl_lsf.envs import matrix_game_v0, predator_prey_v0
 from marl_lsf.team_env import EnvError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def read_log(path: Path) -> list[dict[str, str]]:
 TRAIN_SCRIPT = """
 import sys, time
 from stable_baselines3.common.callbacks import ConvertCallback
-from envs import predator_prey_v0
+from marl_lsf.envs import predator_prey_v0
 from marl_lsf import LSFSAC
 from marl_lsf.checkpoint import CheckpointCallback, configure_logger
 

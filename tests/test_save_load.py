@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs import matrix_game_v0, predator_prey_v0
 from marl_lsf import LSFSAC, save_util
+from marl_lsf.envs import matrix_game_v0, predator_prey_v0
 from marl_lsf.save_util import ModelFileError, load_model_file
 
 

@@ -1,4 +1,4 @@
-"""Tests of the SMAC wrapper's contract (``envs.smac_v1``), not of StarCraft II.
+"""Tests of the SMAC wrapper's contract (``marl_lsf.envs.smac_v1``), not of StarCraft II.
 
 StarCraft II cannot be installed here, so almost every test runs the wrapper over
 ``StandInStarCraft2Env``, a small scripted class with the public methods of
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test
 
-from envs import smac_v1
+from marl_lsf.envs import smac_v1
 from marl_lsf.team_env import TeamEnv, build_spec
 
 N_AGENTS = 3

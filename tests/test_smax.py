@@ -1,4 +1,4 @@
-"""Tests of the SMAX wrapper (``envs.smax_v0``): PettingZoo API, deaths, masks, time limits, and the
+"""Tests of the SMAX wrapper (``marl_lsf.envs.smax_v0``): PettingZoo API, deaths, masks, time limits, and the
 vmapped ``SmaxTeamVecEnv`` (shapes, dead slots, autoreset, win info, agreement with ``SMAXEnv``).
 
 JIT compilation dominates the runtime; environments of one map and configuration share their
@@ -13,7 +13,7 @@ from pettingzoo.test import parallel_api_test
 
 pytest.importorskip("jaxmarl")
 
-from envs import smax_v0  # noqa: E402
+from marl_lsf.envs import smax_v0  # noqa: E402
 from marl_lsf.team_env import TeamEnv, build_spec, make_team_vec_env  # noqa: E402
 
 SHORT = {"max_steps": 6}

@@ -88,10 +88,11 @@ class MultiAgentAlgorithm(ABC):
         env: a PettingZoo ``ParallelEnv`` or a zero-argument factory of one; None only when
             loading a model for prediction.
         learning_rate: Adam learning rate, a float or a schedule of the remaining progress.
-        buffer_size: replay capacity in episodes (pymarl's convention).
+        buffer_size: replay capacity in episodes (pymarl's convention), not steps as in SB3; a
+            buffer that will not fit in memory when full is refused before it is allocated.
         learning_starts: environment steps collected with uniformly random available actions
             before training starts.
-        batch_size: episodes per training batch.
+        batch_size: episodes (not steps) per training batch.
         gamma: discount factor.
         tau: soft target update coefficient (1.0 with ``target_update_interval > 1`` gives
             pymarl's hard updates).

@@ -1,0 +1,225 @@
+"""A new user's first hour (issue #18): mistakes that must fail fast with a message that says the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marl_lsf import LSFSAC, buffer, plotting
+from marl_lsf.buffer import EpisodeReplayBuffer
+from marl_lsf.cli import main
+from marl_lsf.envs import predator_prey_v1
+from marl_lsf.team_env import MAIN_GUARD, TeamSpec, UnguardedMainError
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPEC = TeamSpec(("a", "b"), ((3,), (3,)), (4, 4), 6, True, "none")
+
+
+def test_the_memory_estimate_is_the_bytes_a_full_buffer_allocates() -> None:
+    buf = EpisodeReplayBuffer(5, SPEC, num_envs=2, max_episode_steps=7)
+    allocated = sum(a.nbytes for a in [*buf.storage.values(), *buf.stage.values()]) + buf.lengths.nbytes
+    assert buf.nbytes_when_full() == allocated
+    assert buf.nbytes_when_full(max_steps=14) > allocated
+    float32 = buf.nbytes_when_full(float_dtype=np.float32)
+    assert float32 - allocated == (5 + 2) * 8 * (2 * 3 + 6) * 2  # obs and state, 2 more bytes each
+
+
+def test_a_buffer_of_a_million_episodes_fails_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_allocation(*_: object) -> None:
+        raise AssertionError("storage was allocated before the memory check")
+
+    monkeypatch.setattr(EpisodeReplayBuffer, "_allocate", no_allocation)
+    with pytest.raises(ValueError, match="buffer_size counts episodes, not steps") as info:
+        LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, buffer_size=1_000_000)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "1,000,000 episodes x 200 steps" in message
+    estimate = int(re.search(r"\(([\d,]+) bytes\)", message)[1].replace(",", ""))
+    assert estimate > 100 * 2**30
+    suggested = int(re.search(r"buffer_size=([\d,]+)", message)[1].replace(",", ""))
+    assert 1 <= suggested < 1_000_000
+
+
+def test_a_buffer_near_the_available_memory_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    needed = EpisodeReplayBuffer(100, SPEC, max_episode_steps=10).nbytes_when_full()
+    monkeypatch.setattr(buffer, "available_memory", lambda: int(needed / 0.8))
+    with pytest.warns(UserWarning, match="needs about .* GiB"):
+        EpisodeReplayBuffer(100, SPEC, max_episode_steps=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EpisodeReplayBuffer(10, SPEC, max_episode_steps=10)
+    monkeypatch.setattr(buffer, "available_memory", lambda: needed // 2)
+    with pytest.raises(ValueError, match="use e.g. buffer_size="):
+        EpisodeReplayBuffer(100, SPEC, max_episode_steps=10)
+
+
+def test_growing_past_the_memory_is_refused_and_keeps_the_stored_episodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buf = EpisodeReplayBuffer(100, SPEC, max_episode_steps=10)
+    monkeypatch.setattr(buffer, "available_memory", lambda: int(buf.nbytes_when_full() * 1.5))
+    with pytest.raises(ValueError, match="x 20 steps"):
+        buf._grow()
+    assert buf.max_steps == 10 and buf.storage["obs"].shape[1] == 11
+
+
+def test_available_memory_reads_proc_meminfo_without_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not Path("/proc/meminfo").exists():
+        pytest.skip("no /proc/meminfo here")
+    monkeypatch.setitem(sys.modules, "psutil", None)
+    available = buffer.available_memory()
+    assert isinstance(available, int) and available > 0
+
+
+def run_script(path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as the script ``path`` in a fresh interpreter that imports this tree's marl_lsf."""
+    path.write_text(textwrap.dedent(source))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(path)], cwd=path.parent, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_an_unguarded_script_with_worker_processes_fails_before_starting_them(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path / "train.py",
+        """
+        from functools import partial
+        from marl_lsf import LSFSAC
+        from marl_lsf.envs import predator_prey_v0
+        print("top level ran", flush=True)
+        make_pp = partial(predator_prey_v0.parallel_env, grid_size=5, n_predators=2, n_prey=1, max_cycles=10)
+        LSFSAC("MlpPolicy", make_pp, n_envs=2, vectorization="workers")
+        print("model built", flush=True)
+        """,
+    )
+    assert result.returncode != 0
+    assert result.stdout.count("top level ran") == 1 and "model built" not in result.stdout
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("marl_lsf.team_env.UnguardedMainError") and MAIN_GUARD in last_line
+
+
+def test_the_guard_check_passes_inside_the_guard(tmp_path: Path) -> None:
+    script = tmp_path / "guarded.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from marl_lsf.team_env import check_main_guard
+
+            if __name__ == "__main__":
+                check_main_guard()
+                passed = True
+            """
+        )
+    )
+    assert runpy.run_path(str(script), run_name="__main__")["passed"]
+    script.write_text("from marl_lsf.team_env import check_main_guard\ncheck_main_guard()\n")
+    with pytest.raises(UnguardedMainError):
+        runpy.run_path(str(script), run_name="__main__")
+
+
+def test_a_worker_importing_an_unguarded_script_fails_at_once(tmp_path: Path) -> None:
+    script = tmp_path / "reimported.py"
+    script.write_text("from marl_lsf.team_env import check_main_guard\ncheck_main_guard()\n")
+    with pytest.raises(UnguardedMainError, match="re-run the top level"):
+        runpy.run_path(str(script), run_name="__mp_main__")
+
+
+def fake_run(run_dir: Path, seed: int, algo_kwargs: dict[str, object], overrides: dict[str, object]) -> None:
+    """A run folder as a sweep writes it: ``run.json`` and a three-row ``progress.csv``."""
+    run_dir.mkdir(parents=True)
+    settings = {
+        "algo": "lsfsac",
+        "env": "predator_prey",
+        "env_kwargs": {},
+        "seed": seed,
+        "timesteps": 300,
+        "algo_kwargs": algo_kwargs,
+        "overrides": overrides,
+    }
+    (run_dir / "run.json").write_text(json.dumps(settings))
+    rows = [f"{step},{seed + step / 100 + 10 * len(overrides)}" for step in (100, 200, 300)]
+    (run_dir / "progress.csv").write_text("time/total_timesteps,eval/mean_return\n" + "\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """Two variants (default, ``latent_dim=0``) x two seeds, four levels below the sweep folder."""
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        fake_run(root / "lsfsac" / "predator_prey" / "default" / f"seed_{seed}", seed, {"batch_size": 8}, {})
+        variant = {"latent_dim": 0}
+        fake_run(
+            root / "lsfsac" / "predator_prey" / "latent_dim=0" / f"seed_{seed}",
+            seed,
+            {"batch_size": 8, **variant},
+            variant,
+        )
+    return root
+
+
+def test_a_sweep_folder_gives_one_labelled_group_per_variant(sweep_dir: Path) -> None:
+    folders = plotting.find_run_folders([sweep_dir])
+    assert len(folders) == 4
+    groups = plotting.load_run_curves(folders, "eval/mean_return")
+    assert sorted(groups) == ["latent_dim=0", "latent_dim=default"]
+    assert [len(curves) for curves in groups.values()] == [2, 2]
+    assert sorted(float(y[-1]) for _, y in groups["latent_dim=0"]) == [13.0, 14.0]
+    assert plotting.shared_setup(folders) == "lsfsac on predator_prey (env defaults)"
+
+
+def test_plot_command_on_a_sweep_draws_two_curves(sweep_dir: Path, tmp_path: Path) -> None:
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(sweep_dir), "--out", str(png), "--key", "eval/mean_return"]) == 0
+    assert png.stat().st_size > 0
+    merged = plotting.load_run_curves(
+        plotting.find_run_folders([sweep_dir]), "eval/mean_return", ["algo", "env"]
+    )
+    assert list(merged) == ["lsfsac / predator_prey"] and len(merged["lsfsac / predator_prey"]) == 4
+
+
+def test_nested_settings_flatten_to_dotted_names() -> None:
+    flat = plotting.flatten_settings(
+        {"algo": "qmix", "env_kwargs": {}, "algo_kwargs": {"tau": 0.5, "x": [1]}}
+    )
+    assert flat == {"algo": '"qmix"', "algo_kwargs.tau": "0.5", "algo_kwargs.x": "[1]"}
+
+
+def test_runs_that_differ_in_algo_and_env_kwargs(tmp_path: Path) -> None:
+    for name, algo, kwargs in [("a", "qmix", {}), ("b", "lsfsac", {}), ("c", "lsfsac", {"n_prey": 4})]:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        settings = {"algo": algo, "env": "predator_prey", "env_kwargs": kwargs, "seed": 0}
+        (run_dir / "run.json").write_text(json.dumps(settings))
+    (tmp_path / "d").mkdir()
+    folders = sorted(tmp_path.iterdir())
+    groups = plotting.group_runs(folders)
+    assert list(groups) == [
+        "qmix / n_prey=default",
+        "lsfsac / n_prey=default",
+        "lsfsac / n_prey=4",
+        str(tmp_path / "d"),
+    ]
+    assert plotting.shared_setup(folders[:3]) == "on predator_prey (varying env settings)"
+    assert plotting.shared_setup(folders[1:3]) == "lsfsac on predator_prey (varying env settings)"
+    assert plotting.shared_setup(folders[2:3]) == "lsfsac on predator_prey (n_prey=4)"
+    assert plotting.shared_setup(folders) == ""
+
+
+def test_no_run_folders_below_a_path_is_a_plot_error(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    with pytest.raises(plotting.PlotError, match="no run folders"):
+        plotting.find_run_folders([tmp_path / "empty"])
+    with pytest.raises(plotting.PlotError, match="is not a folder"):
+        plotting.find_run_folders([tmp_path / "missing"])
