@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 from predator_prey import PUBLIC_RERUN
-from runs import RESULTS, command, machine
+from runs import RESULTS, command, machine, write_keeping_section
 
 from marl_lsf.plotting import plot_curves
 
 Curve = tuple[np.ndarray, np.ndarray]
+#: Heading of the hand-written reading of a results file, kept when the file is rewritten.
+READING_HEADING = "## Reading"
 
 
 def curves_from_jsonl(path: Path) -> list[Curve]:
@@ -131,7 +133,7 @@ def main() -> None:
         "",
         f"![curves]({args.name}.png)",
     ]
-    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    write_keeping_section(args.out / f"{args.name}.md", "\n".join(lines) + "\n\n", READING_HEADING)
     print("\n".join(lines))
 
 
