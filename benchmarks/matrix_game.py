@@ -1,7 +1,8 @@
 """The LSF-SAC paper's one-step matrix game (section VI-A, Table I): who finds the optimum (A, A)?
 
 Trains LSF-SAC (library defaults), MASAC (LSF-SAC without latent messages), LSF-SAC with a 4-unit
-QMIX mixing layer (instead of 32), QMIX and VDN on the default payoff of
+QMIX mixing layer (instead of 32), QMIX, VDN and the paper's other baselines (OW-QMIX, CW-QMIX,
+QTRAN; for QTRAN, Q_tot is its transformed value Q'_jt) on the default payoff of
 ``envs.matrix_game_v0`` for several seeds with a fixed budget of environment steps each, then
 reads out every model's greedy joint action (each agent's own greedy action, as at execution),
 its payoff, and the utilities Q_1, Q_2 and Q_tot of ``marl_lsf.utility_tables``. Writes
@@ -31,7 +32,7 @@ from runs import write_keeping_section
 
 from envs import matrix_game_v0
 from envs.matrix_game_v0 import DEFAULT_PAYOFF
-from marl_lsf import LSFSAC, QMIX, VDN, MultiAgentAlgorithm, utility_tables
+from marl_lsf import CWQMIX, LSFSAC, OWQMIX, QMIX, QTRAN, VDN, MultiAgentAlgorithm, utility_tables
 
 RESULTS = Path(__file__).parent / "results"
 ACTIONS = ("A", "B", "C")
@@ -82,6 +83,9 @@ CONFIGS = (
     ),
     Config("QMIX", QMIX, STEPS),
     Config("VDN", VDN, STEPS),
+    Config("OW-QMIX", OWQMIX, STEPS),
+    Config("CW-QMIX", CWQMIX, STEPS),
+    Config("QTRAN", QTRAN, STEPS),
 )
 
 #: Heading of the hand-written experiments section of the results file, kept when it is rewritten.
