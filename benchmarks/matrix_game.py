@@ -7,7 +7,11 @@ QTRAN; for QTRAN, Q_tot is its transformed value Q'_jt) on the default payoff of
 reads out every model's greedy joint action (each agent's own greedy action, as at execution),
 its payoff, and the utilities Q_1, Q_2 and Q_tot of ``marl_lsf.utility_tables``. Writes
 ``benchmarks/results/matrix_game.md`` (keeping its hand-written "## Experiments" section) and the
-heatmap ``benchmarks/results/matrix_game_qtot.png``.
+heatmap ``benchmarks/results/matrix_game_qtot.png``, rewritten after every complete seed (all the
+configs of seed 0, then of seed 1, ...), so a run stopped early still leaves a results file.
+``--configs`` picks configs by name and ``--name`` the stem of the files, e.g. the baselines::
+
+    python benchmarks/matrix_game.py --workers 1 --configs OW-QMIX CW-QMIX QTRAN --name matrix_game_baselines
 
 Run from the repository root::
 
