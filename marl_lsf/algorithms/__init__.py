@@ -1,11 +1,20 @@
-"""Algorithms: LSF-SAC and the QMIX/VDN baselines on the shared ``MultiAgentAlgorithm`` base."""
+"""Algorithms: LSF-SAC and the QMIX, VDN, Weighted QMIX and QTRAN baselines on the shared ``MultiAgentAlgorithm`` base."""
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.lsfsac import LSFSAC
 from marl_lsf.algorithms.qmix import QMIX, VDN
+from marl_lsf.algorithms.qtran import QTRAN
+from marl_lsf.algorithms.wqmix import CWQMIX, OWQMIX, WQMIX
 
 #: The algorithms by the names the command line and sweeps use.
-ALGORITHMS: dict[str, type[MultiAgentAlgorithm]] = {"lsfsac": LSFSAC, "qmix": QMIX, "vdn": VDN}
+ALGORITHMS: dict[str, type[MultiAgentAlgorithm]] = {
+    "lsfsac": LSFSAC,
+    "qmix": QMIX,
+    "vdn": VDN,
+    "ow_qmix": OWQMIX,
+    "cw_qmix": CWQMIX,
+    "qtran": QTRAN,
+}
 
 
 def algorithm_class(name: str) -> type[MultiAgentAlgorithm]:
@@ -20,4 +29,15 @@ def algorithm_class(name: str) -> type[MultiAgentAlgorithm]:
         raise ValueError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(ALGORITHMS)}") from None
 
 
-__all__ = ["ALGORITHMS", "LSFSAC", "QMIX", "VDN", "MultiAgentAlgorithm", "algorithm_class"]
+__all__ = [
+    "ALGORITHMS",
+    "CWQMIX",
+    "LSFSAC",
+    "OWQMIX",
+    "QMIX",
+    "QTRAN",
+    "VDN",
+    "WQMIX",
+    "MultiAgentAlgorithm",
+    "algorithm_class",
+]

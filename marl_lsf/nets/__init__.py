@@ -1,19 +1,21 @@
 """Networks shared by every algorithm: torsos, actor, critics with latent messages, mixers, acting policies."""
 
 from marl_lsf.nets.agents import AgentNetwork, LatentCritic, LatentOutput
-from marl_lsf.nets.mixers import QMixer, VDNMixer, make_mixer
+from marl_lsf.nets.mixers import CentralFFMixer, QMixer, QTranJointQ, VDNMixer, make_mixer
 from marl_lsf.nets.policies import ActingPolicy, EpsilonGreedyPolicy, SoftmaxPolicy, with_agent_ids
 from marl_lsf.nets.torsos import GRUTorso, MLPTorso, Torso, make_torso
 
 __all__ = [
     "ActingPolicy",
     "AgentNetwork",
+    "CentralFFMixer",
     "EpsilonGreedyPolicy",
     "GRUTorso",
     "LatentCritic",
     "LatentOutput",
     "MLPTorso",
     "QMixer",
+    "QTranJointQ",
     "SoftmaxPolicy",
     "Torso",
     "VDNMixer",

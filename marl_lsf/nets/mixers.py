@@ -69,6 +69,81 @@ class QMixer(nn.Module):
         return self.mix(q, self.weights(state))
 
 
+class CentralFFMixer(nn.Module):
+    """Weighted QMIX's unrestricted central mixer of Q-hat* (Rashid et al., 2020, Figure 1).
+
+    A feed-forward network on the state and the agents' central utilities, with no monotonicity
+    constraint, plus a state value in place of a last bias (pymarl's ``QMixerCentralFF``):
+    ``Q-hat*(s, u) = f([s, q_1, ..., q_n]) + V(s)`` with ``f`` three ReLU layers of ``embed_dim``.
+
+    Args:
+        n_agents: number of utilities mixed (one per agent: a central action embedding of size 1).
+        state_dim: size of the global state.
+        embed_dim: width of the hidden layers (the paper's 256).
+    """
+
+    def __init__(self, n_agents: int, state_dim: int, embed_dim: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(state_dim + n_agents, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, 1),
+        )
+        self.value = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+
+    def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``Q-hat* [...]`` of the central utilities ``q [..., N]`` given ``state [..., S]``."""
+        return (self.net(torch.cat([state, q], dim=-1)) + self.value(state)).squeeze(-1)
+
+
+class QTranJointQ(nn.Module):
+    """QTRAN-base's joint action-value Q_jt and state value V_jt (Son et al., 2019, QTRAN-base).
+
+    Q_jt reads the state and the sum over agents of an encoding of each agent's hidden features
+    and one-hot action (the paper's architecture, pymarl's ``qtran_paper``); V_jt reads the state.
+
+    Args:
+        n_actions: number of (padded) actions.
+        state_dim: size of the global state.
+        feature_dim: size of the agents' hidden features (the agent network's torso width).
+        embed_dim: width of the Q_jt and V_jt networks (pymarl's ``mixing_embed_dim`` of 64).
+    """
+
+    def __init__(self, n_actions: int, state_dim: int, feature_dim: int, embed_dim: int = 64) -> None:
+        super().__init__()
+        encoding_dim = feature_dim + n_actions
+        self.action_encoding = nn.Sequential(
+            nn.Linear(encoding_dim, encoding_dim), nn.ReLU(), nn.Linear(encoding_dim, encoding_dim)
+        )
+        self.q = nn.Sequential(
+            nn.Linear(state_dim + encoding_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, 1),
+        )
+        self.v = nn.Sequential(
+            nn.Linear(state_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, embed_dim),
+            nn.ReLU(),
+            nn.Linear(embed_dim, 1),
+        )
+
+    def forward(self, features: torch.Tensor, actions: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``Q_jt [...]`` of the agents' ``features [..., N, F]`` and one-hot ``actions [..., N, A]`` in ``state [..., S]``."""
+        encoded = self.action_encoding(torch.cat([features, actions], dim=-1)).sum(-2)
+        return self.q(torch.cat([state, encoded], dim=-1)).squeeze(-1)
+
+    def value(self, state: torch.Tensor) -> torch.Tensor:
+        """``V_jt [...]`` of ``state [..., S]``."""
+        return self.v(state).squeeze(-1)
+
+
 def make_mixer(kind: str, n_agents: int, state_dim: int, embed_dim: int = 32) -> nn.Module:
     """``"qmix"`` or ``"vdn"`` mixer."""
     if kind == "qmix":
