@@ -3,7 +3,7 @@
     python benchmarks/predator_prey_compare.py --name predator_prey_paper_comparison \
         --runs "QMIX=predator_prey_qmix_control.md" "LSF-SAC=predator_prey_lsfsac_authors_1m.runs.jsonl"
 
-Each ``--runs LABEL=FILE`` reads the curves of one group from a results file of
+Each ``--runs LABEL=FILE[,FILE...]`` reads the curves of one group from results files of
 ``predator_prey.py curve`` under ``--out``: its ``.runs.jsonl`` (one line per finished run), the
 per-seed table of its ``.md`` (results written before those files existed) or, for runs stopped
 before they finished, the evaluations it printed (its output saved as a ``.log``). The figure
@@ -77,15 +77,27 @@ def read_curves(path: Path) -> list[Curve]:
     return readers[path.suffix](path)
 
 
-def summary_row(label: str, source: str, curves: list[Curve], common: float) -> str:
-    """``| label | seeds | median at common | final median [min, max] | best median | steps reached | source |``."""
-    at_common = [np.interp(common, x[np.isfinite(y)], y[np.isfinite(y)]) for x, y in curves]
+#: Steps at which the table gives each group's median greedy test return.
+CHECKPOINTS = (250_000, 500_000, 750_000, 1_000_000)
+
+
+def at_step(curves: list[Curve], step: float) -> str:
+    """Median return at ``step`` over the curves that reached it, with their count, or a dash."""
+    finite = [(x[np.isfinite(y)], y[np.isfinite(y)]) for x, y in curves]
+    values = [np.interp(step, x, y) for x, y in finite if x.size and x[-1] >= step]
+    return f"{np.median(values):.1f} ({len(values)})" if values else "-"
+
+
+def summary_row(label: str, source: str, curves: list[Curve]) -> str:
+    """``| label | seeds | median at each checkpoint | final median [min, max] | steps reached | sources |``."""
     finals = [y[np.isfinite(y)][-1] for _, y in curves]
-    best = [np.nanmax(y) for _, y in curves]
     reached = [x[np.isfinite(y)][-1] for x, y in curves]
     return (
-        f"| {label} | {len(curves)} | {np.median(at_common):.1f} | {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] "
-        f"| {np.median(best):.1f} | {int(np.median(reached)):,} | [{source}]({source}) |"
+        f"| {label} | {len(curves)} | "
+        + " | ".join(at_step(curves, step) for step in CHECKPOINTS)
+        + f" | {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] | {int(np.median(reached)):,} | "
+        + ", ".join(f"[{name}]({name})" for name in source.split(","))
+        + " |"
     )
 
 
@@ -95,7 +107,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--runs", nargs="+", required=True, metavar="LABEL=FILE", help="a group and its results file"
+        "--runs", nargs="+", required=True, metavar="LABEL=FILE[,FILE]", help="a group and its results files"
     )
     parser.add_argument("--name", default="predator_prey_comparison", help="stem of the result files")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -106,12 +118,11 @@ def main() -> None:
         label, sep, file = spec.partition("=")
         if not sep or not label or not file:
             parser.error(f"--runs expects LABEL=FILE, got {spec!r}")
-        curves = read_curves(args.out / file)
+        curves = [curve for name in file.split(",") for curve in read_curves(args.out / name)]
         if not curves:
             parser.error(f"{file}: no run to draw")
         groups[label], sources[label] = curves, file
-    common = min(x[np.isfinite(y)][-1] for curves in groups.values() for x, y in curves)
-    rows = [summary_row(label, sources[label], curves, common) for label, curves in groups.items()]
+    rows = [summary_row(label, sources[label], curves) for label, curves in groups.items()]
     plot_curves(
         groups,
         args.out / f"{args.name}.png",
@@ -124,9 +135,10 @@ def main() -> None:
         f"Command: `{command()}`",
         f"Machine (drawing only; each source file gives the machine of its runs): {machine()}",
         "",
-        f"| algorithm | seeds | median at {int(common):,} steps (reached by every run) "
-        "| final (median [min, max]) | best (median) | env steps reached (median) | source |",
-        "|---|---:|---:|---|---:|---:|---|",
+        "| algorithm | seeds | "
+        + " | ".join(f"at {step:,} (seeds)" for step in CHECKPOINTS)
+        + " | final (median [min, max]) | env steps reached (median) | source |",
+        "|---|---:|" + "---:|" * len(CHECKPOINTS) + "---|---:|---|",
         *rows,
         "",
         *PUBLIC_RERUN,
