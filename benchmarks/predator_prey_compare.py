@@ -115,7 +115,7 @@ def main() -> None:
     groups: dict[str, list[Curve]] = {}
     sources: dict[str, str] = {}
     for spec in args.runs:
-        label, sep, file = spec.partition("=")
+        label, sep, file = spec.rpartition("=")
         if not sep or not label or not file:
             parser.error(f"--runs expects LABEL=FILE, got {spec!r}")
         curves = [curve for name in file.split(",") for curve in read_curves(args.out / name)]
@@ -127,7 +127,7 @@ def main() -> None:
         groups,
         args.out / f"{args.name}.png",
         ylabel="greedy test return (mean of 16 episodes)",
-        title="Predator-prey, 10x10, 8 predators, 8 prey, punishment -2: median, min-max over seeds",
+        title="Predator-prey, punishment -2: median, min-max over seeds",
     )
     lines = [
         "# Predator-prey (the paper's Fig. 3 setting): LSF-SAC, MASAC and QMIX at the same budget",
