@@ -54,6 +54,7 @@ def run_curve(args: argparse.Namespace) -> None:
             env_kwargs=args.env_kwargs,
             algo_kwargs={"n_envs": args.n_envs, "device": args.device, **variant},
             time_limit=args.time_limit,
+            save_dir=args.save_models,
         )
         for algo in args.algos
         for variant in args.variants
@@ -233,6 +234,7 @@ def main() -> None:
     curve.add_argument("--n-envs", type=int, default=1, help="env copies per run (worker processes)")
     curve.add_argument("--device", default="cpu", help="torch device of the networks (cpu, cuda, auto)")
     curve.add_argument("--out", default=str(RESULTS))
+    curve.add_argument("--save-models", default=None, help="folder to save each run's final model in")
     throughput = sub.add_parser("throughput", help="steps/s, updates/s and memory")
     throughput.add_argument("--steps", type=int, default=4000)
     throughput.add_argument("--updates", type=int, default=10)

@@ -8,10 +8,12 @@ stop at a wall-clock limit, and its curve then ends where it got to.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -42,6 +44,7 @@ class Job:
     algo_kwargs: dict[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
     name: str | None = None
+    save_dir: str | None = None
 
     @property
     def label(self) -> str:
@@ -124,6 +127,10 @@ def run_job(job: Job) -> dict[str, Any]:
         if job.time_limit is not None:
             callbacks.append(WallClockLimit(job.time_limit))
         model.learn(job.steps, callback=callbacks)
+        if job.save_dir is not None:
+            digest = hashlib.sha1(job.label.encode()).hexdigest()[:8]
+            slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", job.label)[:60]
+            model.save(Path(job.save_dir) / f"{slug}_{digest}_seed{job.seed}.zip")
     except Exception:  # a benchmark reports a failed run instead of losing the others
         return {"job": job, "error": traceback.format_exc(limit=3), "wall": time.perf_counter() - start}
     history = evaluation.history

@@ -153,6 +153,42 @@ def test_decoder_labels_are_pi_or_its_argmax(decoder_target: str) -> None:
     torch.testing.assert_close(latent_loss.detach(), (cross_entropy * mask).sum() / mask.sum())
 
 
+def test_forward_kl_actor_loss_is_the_cross_entropy_to_the_critics_boltzmann_policy() -> None:
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0, policy_objective="forward_kl", ent_coef=0.5)
+    batch = trained_batch(model)
+    pi, log_pi = model.policy_distribution(batch)
+    q = torch.randn(pi[:, :-1].shape, generator=torch.Generator().manual_seed(0))
+    loss = model.actor_loss(batch, pi, log_pi, [q])
+
+    with torch.no_grad():
+        avail = batch.avail[:, :-1]
+        p = torch.softmax((q / 0.5).masked_fill(~avail, -math.inf), -1)
+        cross_entropy = -(p * log_pi[:, :-1]).nan_to_num(0.0).sum(-1)
+        mask = batch.alive[:, :-1].float() * batch.filled.float()[..., None]
+    torch.testing.assert_close(loss.detach(), (cross_entropy * mask).sum() / mask.sum())
+
+
+@pytest.mark.parametrize("policy_objective", ["reverse_kl", "forward_kl"])
+def test_only_the_forward_kl_lifts_an_action_the_actor_has_given_up(policy_objective: str) -> None:
+    """The critic prefers action 0, which the actor gives e^-30 of its mass: eq. 14's gradient on
+    that logit is ~e^-30, the forward KL's is about minus the critic's probability of it."""
+    model = LSFSAC("MlpPolicy", tiny_env(), seed=0, ent_coef=1.0, policy_objective=policy_objective)
+    batch = trained_batch(model)
+    with torch.no_grad():
+        model.actor.head.weight.zero_()
+        model.actor.head.bias.copy_(torch.tensor([-30.0, 0, 0, 0, 0, 0]))
+    pi, log_pi = model.policy_distribution(batch)
+    q = torch.zeros(pi[:, :-1].shape)
+    q[..., 0] = 5.0
+    model.actor.zero_grad()
+    model.actor_loss(batch, pi, log_pi, [q]).backward()
+    grad = model.actor.head.bias.grad[0].item()
+    if policy_objective == "reverse_kl":
+        assert abs(grad) < 1e-9
+    else:
+        assert grad < -0.5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -160,6 +196,7 @@ def test_decoder_labels_are_pi_or_its_argmax(decoder_target: str) -> None:
         ({"exploration": "boltzmann"}, "exploration must be one of"),
         ({"message_network": "own"}, "message_network must be one of"),
         ({"decoder_target": "hard"}, "decoder_target must be one of"),
+        ({"policy_objective": "kl"}, "policy_objective must be one of"),
         ({"exploration_fraction": 0.0}, "exploration_fraction"),
         ({"exploration_final_eps": 1.5}, "exploration_final_eps"),
     ],

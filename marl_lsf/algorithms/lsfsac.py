@@ -39,6 +39,9 @@ TD_TARGETS = ("expected", "greedy", "soft", "max")
 EXPLORATIONS = ("sample", "epsilon_greedy")
 #: Labels the message decoder is trained on: pi as soft labels, or argmax pi as a hard label.
 DECODER_TARGETS = ("soft", "argmax")
+#: How the actor is moved toward the Boltzmann policy of its critic, exp(Q_i / alpha) / Z: eq. 14's
+#: KL(pi || exp(Q_i / alpha) / Z), or the other direction, KL(exp(Q_i / alpha) / Z || pi).
+POLICY_OBJECTIVES = ("reverse_kl", "forward_kl")
 
 
 class LSFSAC(MultiAgentAlgorithm):
@@ -88,6 +91,14 @@ class LSFSAC(MultiAgentAlgorithm):
             ``LatentCritic``.
         decoder_target: the labels of the message loss's cross-entropy (eq. 12): ``"soft"``,
             the policy pi_j itself; ``"argmax"``, argmax pi_j as a hard label (the authors' code).
+        policy_objective: how the actor follows its critic. ``"reverse_kl"``: eq. 14, maximizing
+            the mixed ``sum_a pi_i(a) (Q_i(a) - alpha log pi_i(a))``, i.e. minimizing
+            ``KL(pi_i || exp(Q_i / alpha) / Z)`` (the paper, SAC). ``"forward_kl"``: minimizing
+            ``KL(exp(Q_i / alpha) / Z || pi_i)``, a cross-entropy with the critic's Boltzmann
+            policy as soft labels (this library's option). Both have the same minimizer; the
+            second keeps its gradient where pi has already given an action almost no
+            probability, so the actor keeps up when the critic's best action changes late in
+            training (predator-prey's catch); see the README's LSF-SAC settings.
         actor_learning_rate: actor learning rate, a float or a schedule (default: ``learning_rate``). The paper's
             lambda_2 only rescales the actor's gradients, which Adam ignores, so it is not offered.
         ent_coef_learning_rate: learning rate of log(alpha) with ``ent_coef="auto..."``, a float or
@@ -115,6 +126,7 @@ class LSFSAC(MultiAgentAlgorithm):
         "exploration": "sample",
         "message_network": "shared",
         "decoder_target": "soft",
+        "policy_objective": "reverse_kl",
     }
 
     def __init__(
@@ -136,6 +148,7 @@ class LSFSAC(MultiAgentAlgorithm):
         exploration_final_eps: float = 0.05,
         message_network: str = "shared",
         decoder_target: str = "soft",
+        policy_objective: str = "reverse_kl",
         actor_learning_rate: float | Schedule | None = None,
         ent_coef_learning_rate: float | Schedule | None = None,
         **kwargs: Any,
@@ -153,6 +166,7 @@ class LSFSAC(MultiAgentAlgorithm):
         check_choice("exploration", exploration, EXPLORATIONS)
         check_choice("message_network", message_network, MESSAGE_NETWORKS)
         check_choice("decoder_target", decoder_target, DECODER_TARGETS)
+        check_choice("policy_objective", policy_objective, POLICY_OBJECTIVES)
         self.exploration_schedule = epsilon_schedule(
             exploration_fraction, exploration_initial_eps, exploration_final_eps
         )
@@ -163,6 +177,7 @@ class LSFSAC(MultiAgentAlgorithm):
         self.exploration_final_eps = exploration_final_eps
         self.message_network = message_network
         self.decoder_target = decoder_target
+        self.policy_objective = policy_objective
         self.target_entropy = target_entropy
         self.target_entropy_scale = target_entropy_scale
         self.latent_dim = latent_dim
@@ -191,6 +206,7 @@ class LSFSAC(MultiAgentAlgorithm):
             "exploration_final_eps": self.exploration_final_eps,
             "message_network": self.message_network,
             "decoder_target": self.decoder_target,
+            "policy_objective": self.policy_objective,
             "actor_learning_rate": _saved_rate(self.actor_learning_rate, self.actor_lr_schedule),
             "ent_coef_learning_rate": _saved_rate(self.ent_coef_learning_rate, self.ent_coef_lr_schedule),
         }
@@ -365,14 +381,23 @@ class LSFSAC(MultiAgentAlgorithm):
     def actor_loss(
         self, batch: EpisodeBatch, pi: torch.Tensor, log_pi: torch.Tensor, q_values: list[torch.Tensor]
     ) -> torch.Tensor:
-        """Policy loss (eq. 14): ``-Mixer(s, [sum_a pi_i(a | tau_i) (Q_i(tau_i, a, m_i) - alpha log pi_i(a | tau_i))])``.
+        """Policy loss: eq. 14 (``"reverse_kl"``) or its forward-KL form, as ``policy_objective`` says.
 
-        Gradients reach the actor only: the Q-values come in detached and the mixer's weights are
-        computed without gradient. With double Q the smaller joint value is used.
+        ``"reverse_kl"`` (eq. 14): ``-Mixer(s, [sum_a pi_i(a | tau_i) (Q_i(tau_i, a, m_i) - alpha
+        log pi_i(a | tau_i))])``; the mixer's weights are computed without gradient and, with double
+        Q, the smaller joint value is used. ``"forward_kl"``: ``-sum_a p_i(a) log pi_i(a | tau_i)``
+        averaged over living agents, with ``p_i = softmax(Q_i / alpha)`` over the available actions
+        (with double Q, of the smaller Q_i). Gradients reach the actor only.
         """
         filled, alive = batch.filled.float(), batch.alive[:, :-1].float()
         alpha = self.log_ent_coef.detach().exp()
         pi_t, log_pi_t, state = pi[:, :-1], log_pi[:, :-1], batch.state[:, :-1]
+        if self.policy_objective == "forward_kl":
+            q = torch.stack(q_values).min(0).values.detach()
+            boltzmann = masked_log_softmax(q / alpha, batch.avail[:, :-1]).exp()
+            agent_mask = alive * filled[..., None]
+            cross_entropy = -(boltzmann * log_pi_t).sum(-1)
+            return (cross_entropy * agent_mask).sum() / agent_mask.sum().clamp(min=1.0)
         joint_values = []
         for q, mixer in zip(q_values, self.mixers, strict=True):
             with torch.no_grad():
