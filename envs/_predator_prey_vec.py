@@ -88,6 +88,7 @@ class PredatorPreyVecEnv(TeamVecEnv):
         rows, cols = np.divmod(np.arange(size * size), size)
         #: Block index of each grid cell, row-major (the single env's flat cell numbering).
         self._interior = (rows + pad) * width + cols + pad
+        self._width, self._pad = width, pad
         self._blank = np.full(width * width, _WALL, dtype=np.int8)
         self._blank[self._interior] = _EMPTY
         #: Block offsets of the neighbours to the right, below, to the left and above.
@@ -174,8 +175,11 @@ class PredatorPreyVecEnv(TeamVecEnv):
     def render(self) -> str | np.ndarray | None:
         """Render copy 0 as the single env renders its grid (in the env's ``render_mode``)."""
         size = self._env.grid_size
-        # The single env draws its own grid: give it copy 0's.
+        # The single env draws its own grid: give it copy 0's cells and predators.
         self._env._cells[:] = self._cells[0, self._interior].reshape(size, size)
+        block = self._predator_pos[0]
+        self._env._predator_pos[:] = np.stack(np.divmod(block, self._width), -1) - self._pad
+        self._env._predator_alive[:] = self._predator_alive[0]
         return self._env.render()
 
     def _render_human(self, envs: np.ndarray) -> None:

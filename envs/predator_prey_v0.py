@@ -52,11 +52,15 @@ _MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0), (0, 0), (0, 0))
 _NEIGHBOURS = _MOVES[:4]
 _EMPTY, _PREDATOR, _PREY = 0, 1, 2
 
-_CELL_PX = 20
+_CELL_PX = 40
+#: Colour index of a frozen predator in ``rgb_array`` frames: drawn at its last cell while that
+#: cell stays empty (a frozen predator has left the world, as in pymarl's ``remove_frozen``).
+_FROZEN = 3
 _COLOURS = {
     _EMPTY: (255, 255, 255),
     _PREDATOR: (31, 119, 180),
     _PREY: (214, 39, 40),
+    _FROZEN: (174, 199, 232),
 }
 _GRID_LINE = (160, 160, 160)
 
@@ -285,8 +289,12 @@ class PredatorPreyEnv(ParallelEnv[str, np.ndarray, int]):
             logger.warn("render() called without a render_mode; pass e.g. render_mode='rgb_array'")
             return None
         if self.render_mode == "rgb_array":
-            palette = np.array([_COLOURS[_EMPTY], _COLOURS[_PREDATOR], _COLOURS[_PREY]], dtype=np.uint8)
-            image = palette[self._cells].repeat(_CELL_PX, axis=0).repeat(_CELL_PX, axis=1)
+            palette = np.array([_COLOURS[k] for k in (_EMPTY, _PREDATOR, _PREY, _FROZEN)], dtype=np.uint8)
+            codes = self._cells.copy()
+            if codes.any():  # after reset: show the frozen catchers where they stopped
+                rows, cols = self._predator_pos[~self._predator_alive].T
+                codes[rows, cols] = np.where(codes[rows, cols] == _EMPTY, _FROZEN, codes[rows, cols])
+            image = palette[codes].repeat(_CELL_PX, axis=0).repeat(_CELL_PX, axis=1)
             image[::_CELL_PX] = _GRID_LINE
             image[:, ::_CELL_PX] = _GRID_LINE
             image[-1] = _GRID_LINE

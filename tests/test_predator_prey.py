@@ -374,6 +374,16 @@ def test_bad_steps() -> None:
     assert infos["predator_0"]["step"] == 1, "refused steps change nothing"
 
 
+def test_frozen_catchers_are_drawn_where_they_stopped() -> None:
+    env = placed([[0, 0], [0, 2], [3, 3]], [[0, 1], [3, 0]], grid_size=4, render_mode="rgb_array")
+    env.step(all_stay(env, predator_0=CATCH, predator_1=CATCH))
+    frame = env.render()
+    colour = {(r, c): tuple(frame[r * 40 + 20, c * 40 + 20]) for r in range(4) for c in range(4)}
+    frozen, live = (174, 199, 232), (31, 119, 180)
+    assert colour[(0, 0)] == colour[(0, 2)] == frozen and colour[(3, 3)] == live
+    assert colour[(0, 1)] == (255, 255, 255), "the caught prey is gone"
+
+
 def test_render_modes(capsys: pytest.CaptureFixture[str]) -> None:
     ansi = placed([[0, 0], [0, 2]], [[0, 1]], grid_size=4, render_mode="ansi")
     text = ansi.render()
@@ -383,7 +393,7 @@ def test_render_modes(capsys: pytest.CaptureFixture[str]) -> None:
     env = predator_prey_v0.parallel_env(render_mode="rgb_array")
     env.reset(seed=0)
     frame = env.render()
-    assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.shape == (200, 200, 3)
+    assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.shape == (400, 400, 3)
     assert len(np.unique(frame.reshape(-1, 3), axis=0)) == 4, "background, grid lines, two unit colours"
 
     human = predator_prey_v0.parallel_env(render_mode="human")
