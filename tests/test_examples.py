@@ -20,7 +20,8 @@ TIMEOUT_S = 300
 EXPECTED_OUTPUT = {
     "matrix_game.py": ["greedy joint action", "policy of agent_0"],
     "custom_env.py": ["Passed Parallel API test", "met in"],
-    "evaluate_and_replay.py": ["saved replay.gif"],
+    "evaluate_and_replay.py": ["saved runs/replay/replay.gif"],
+    "train_predator_prey.py": ["LSF-SAC, shipped", "reloaded team acts identically: True"],
     "smax_3m.py": ["win rate|skipping"],
 }
 
@@ -66,4 +67,6 @@ def test_example_runs(name: str, example_runs: dict[str, tuple[int, str, Path]])
             f"{name}: no {expected!r} in\n{output}"
         )
     if name == "evaluate_and_replay.py":
-        assert (cwd / "replay.gif").stat().st_size > 0 and (cwd / "pp_agent.zip").is_file()
+        assert (cwd / "runs" / "replay" / "replay.gif").stat().st_size > 0
+    if name == "train_predator_prey.py":
+        assert (cwd / "runs" / "demo" / "replay.gif").stat().st_size > 0
