@@ -1,0 +1,29 @@
+"""Presets: measured settings per environment and algorithm, valid constructor arguments of their algorithm."""
+
+from __future__ import annotations
+
+import pytest
+
+from marl_lsf.algorithms import algorithm_class
+from marl_lsf.envs import predator_prey_v1
+from marl_lsf.presets import PRESETS, preset
+
+
+@pytest.mark.parametrize(("env", "algo"), sorted(PRESETS))
+def test_every_preset_builds_its_algorithm(env: str, algo: str) -> None:
+    settings = preset(env, algo)
+    tiny = predator_prey_v1.parallel_env(grid_size=4, n_predators=2, n_prey=1, max_cycles=8)
+    model = algorithm_class(algo)("MlpPolicy", tiny, seed=0, **settings)
+    for key, value in settings.items():
+        assert getattr(model, key) == value, key
+
+
+def test_preset_is_a_copy_and_reads_smax_map_names() -> None:
+    settings = preset("smax:3m", "LSFSAC")
+    settings["train_freq"] = 99
+    assert preset("smax", "lsfsac")["train_freq"] == 4
+
+
+def test_unknown_preset_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"no preset for env 'matrix_game'.*predator_prey/lsfsac"):
+        preset("matrix_game", "lsfsac")
