@@ -1,10 +1,12 @@
 """The demo (``make demo``): a trained LSF-SAC team on the paper's predator-prey, then a short run of your own.
 
-1. Loads the LSF-SAC team shipped in ``examples/models/`` (trained for 1M environment steps on the
-   paper's setting; the README's benchmark section gives its settings and curve), evaluates it
-   against a random team on 16 test episodes and renders one episode to ``runs/demo/replay.gif``.
-2. Trains a fresh LSF-SAC with those settings for ``MARL_LSF_EXAMPLE_STEPS`` steps (default
-   30,000: about a minute on one core; the shipped team needed 1M), with a progress bar, then
+1. Loads the team shipped in ``examples/models/``: LSF-SAC with its latent messages off (the
+   paper's MASAC ablation, ``latent_dim=0``), trained for 1M environment steps with the
+   ``("predator_prey", "lsfsac")`` preset (the README's benchmark section gives its curve; with
+   messages on, LSF-SAC is not there yet), evaluates it against a random team on 16 test
+   episodes and renders one episode to ``runs/demo/replay.gif``.
+2. Trains a fresh LSF-SAC with the same preset for ``MARL_LSF_EXAMPLE_STEPS`` steps (default
+   30,000, a minute or two on one core; the shipped team needed 1M), with a progress bar, then
    saves it to ``runs/demo/``, reloads it and checks the reloaded team acts identically.
 """
 
@@ -21,6 +23,7 @@ from rich.table import Table
 
 from marl_lsf import LSFSAC, evaluate_policy, evaluate_random_policy
 from marl_lsf.envs import predator_prey_v1
+from marl_lsf.presets import preset
 from marl_lsf.replay import record_episode, save_animation, step_captions
 
 SHIPPED = Path(__file__).parent / "models" / "lsfsac_predator_prey.zip"
@@ -44,9 +47,8 @@ def main() -> None:
     )
     gif = save_animation(recording.frames, OUT / "replay.gif", fps=6, captions=step_captions(recording))
 
-    console.print(f"training a fresh LSF-SAC for {STEPS:,} steps with the shipped team's settings")
-    settings = {key: getattr(shipped, key) for key in DEMO_SETTINGS}
-    model = LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_envs=8, seed=0, **settings)
+    console.print(f"training a fresh LSF-SAC for {STEPS:,} steps with the predator-prey preset")
+    model = LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, seed=0, **preset("predator_prey", "lsfsac"))
     start = time.perf_counter()
     model.learn(STEPS, progress_bar=True)
     seconds = time.perf_counter() - start
@@ -59,7 +61,7 @@ def main() -> None:
         table.add_column(column)
     rows = (
         ("random policy", random),
-        (f"LSF-SAC, shipped ({shipped.num_timesteps:,} steps)", trained),
+        (f"LSF-SAC, shipped (messages off, {shipped.num_timesteps:,} steps)", trained),
         (f"LSF-SAC, this run ({model.num_timesteps:,} steps)", fresh),
         ("LSF-SAC, this run reloaded", again),
     )
@@ -73,24 +75,6 @@ def main() -> None:
         f"this run: {seconds:.0f} s ({model.num_timesteps / seconds:.0f} steps/s), saved to {path}, "
         f"reloaded team acts identically: {fresh.episode_returns == again.episode_returns}"
     )
-
-
-#: The shipped team's settings a fresh run copies (the training schedule and LSF-SAC's options).
-DEMO_SETTINGS = (
-    "train_freq",
-    "batch_size",
-    "exploration",
-    "exploration_fraction",
-    "td_target",
-    "policy_objective",
-    "message_network",
-    "latent_coef",
-    "decoder_target",
-    "last_action_input",
-    "tau",
-    "target_update_interval",
-    "td_lambda",
-)
 
 
 if __name__ == "__main__":
