@@ -11,7 +11,7 @@ import yaml
 
 from marl_lsf.sweep.driver import SweepResult, sweep
 from marl_lsf.sweep.grid import SweepError, SweepGrid, kwargs_mapping, read_grid_yaml
-from marl_lsf.sweep.summary import group_by_cell, median_range
+from marl_lsf.sweep.summary import cell_outcomes, group_by_cell, median_range
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,9 +122,7 @@ def _rich_table(result: SweepResult) -> Any:
     for name in ("runs ok", "test return", "win rate"):
         table.add_column(name, justify="right", no_wrap=True)
     for (algo, env, tag), cell in group_by_cell(result.runs).items():
-        ok = [r for r in cell if r.ok]
-        returns = [r.mean_return for r in ok if r.mean_return is not None]
-        wins = [r.win_rate for r in ok if r.win_rate is not None]
+        ok, returns, wins = cell_outcomes(cell)
         style = None if len(ok) == len(cell) else "red"
         cells = (algo, env, tag, f"{len(ok)}/{len(cell)}", median_range(returns), median_range(wins))
         table.add_row(*(escape(text) for text in cells), style=style)

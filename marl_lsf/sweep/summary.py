@@ -28,6 +28,14 @@ def median_range(values: Sequence[float]) -> str:
     return f"{np.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
 
 
+def cell_outcomes(cell: Sequence[RunResult]) -> tuple[list[RunResult], list[float], list[float]]:
+    """A cell's successful runs, and their final test returns and win rates where they report them."""
+    ok = [r for r in cell if r.ok]
+    returns = [r.mean_return for r in ok if r.mean_return is not None]
+    wins = [r.win_rate for r in ok if r.win_rate is not None]
+    return ok, returns, wins
+
+
 def write_summary(results: Sequence[RunResult], results_dir: str | Path) -> Path:
     """Write ``summary.md`` (one row per algorithm / env / override cell) and ``summary.json``.
 
@@ -45,9 +53,7 @@ def write_summary(results: Sequence[RunResult], results_dir: str | Path) -> Path
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for (algo, env, tag), cell in group_by_cell(results).items():
-        ok = [r for r in cell if r.ok]
-        returns = [r.mean_return for r in ok if r.mean_return is not None]
-        wins = [r.win_rate for r in ok if r.win_rate is not None]
+        ok, returns, wins = cell_outcomes(cell)
         steps = f"{int(np.median([r.timesteps for r in ok])):,}" if ok else "-"
         wall = f"{np.median([r.wall_s for r in ok]):.1f}" if ok else "-"
         lines.append(
