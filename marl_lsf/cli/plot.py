@@ -1,0 +1,58 @@
+"""``marl-lsf plot``: learning curves of run folders with ``marl_lsf.plotting``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+from rich.markup import escape
+from rich.table import Table
+
+from marl_lsf.cli.common import console
+from marl_lsf.cli.options import add_subparser
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``marl-lsf plot``: learning curves of run folders, grouped by their settings."""
+    from marl_lsf.plotting import find_run_folders, load_run_curves, plot_curves, shared_setup
+
+    label_by = [name.strip() for name in args.label_by.split(",") if name.strip()] or None
+    folders = find_run_folders(args.runs)
+    groups = load_run_curves(folders, args.key, label_by)
+    title = args.title or " - ".join(filter(None, [args.key, shared_setup(folders)]))
+    path = plot_curves(groups, args.out, "environment steps", args.key, title)
+    table = Table(title=f"{args.key}: {path}")
+    table.add_column("group")
+    table.add_column("runs", justify="right")
+    table.add_column("final value (median)", justify="right")
+    for label, curves in groups.items():
+        table.add_row(escape(label), str(len(curves)), f"{np.median([y[-1] for _, y in curves]):.3f}")
+    console.print(table)
+    return 0
+
+
+def add_plot_parser(sub: Any) -> None:
+    """Add ``plot`` and its options to the subcommands ``sub``."""
+    plot = add_subparser(
+        sub,
+        "plot",
+        "plot learning curves of run folders",
+        "Plot learning curves from run folders' progress.csv: per group of runs with the same run.json "
+        "settings, the median over seeds and a min-max band.",
+    )
+    plot.add_argument("runs", nargs="+", help="run folders, or folders with run folders at any depth")
+    plot.add_argument("--out", default="curves.png", metavar="FILE", help="image file to write")
+    plot.add_argument(
+        "--key", default="rollout/ep_rew_mean", help="logged value to plot, e.g. eval/mean_return"
+    )
+    plot.add_argument(
+        "--label-by",
+        default="",
+        metavar="FIELDS",
+        help="run.json fields that group the runs, e.g. algo,env (default: every setting but the seed)",
+    )
+    plot.add_argument(
+        "--title", help="figure title (default: the key and the runs' shared algo and env settings)"
+    )
+    plot.set_defaults(func=cmd_plot)
