@@ -1,7 +1,7 @@
 """DOP: off-policy multi-agent decomposed policy gradients (Wang et al., ICLR 2021), discrete actions.
 
 "DOP: Off-Policy Multi-Agent Decomposed Policy Gradients", Yihan Wang, Beining Han, Tonghan Wang,
-Heng Dong and Chongjie Zhang, ICLR 2021: stochastic DOP (its section 4.1), the version the LSF-SAC
+Heng Dong and Chongjie Zhang, ICLR 2021: stochastic DOP (the paper's discrete-action method), the version the LSF-SAC
 paper's Table I compares with. Decentralized stochastic actors pi_i(a_i | tau_i) are trained with
 the policy gradient of a linearly decomposed critic ``Q_tot = sum_i k_i(s) Q_i(tau, a_i) + b(s)``,
 ``k_i >= 0``; the linearity makes each agent's gradient depend on its own critic Q_i only, and
@@ -56,7 +56,7 @@ def decomposed_policy_loss(
     agent_mask: torch.Tensor,
     n_steps: torch.Tensor | float,
 ) -> torch.Tensor:
-    """DOP's actor loss, whose gradient is the stochastic DOP policy gradient (section 4.1, Theorem 1 with a baseline).
+    """DOP's actor loss, whose gradient is the stochastic DOP policy gradient (the paper's stochastic DOP policy gradient theorem, with its baseline).
 
     ``-(1 / n_steps) sum_t sum_i k_i(s_t) A_i(tau_t, a_t^i) log pi_i(a_t^i | tau_t^i)`` with the
     advantage ``A_i(tau, a_i) = Q_i(tau, a_i) - sum_a pi_i(a | tau_i) Q_i(tau, a)``; ``k`` and ``Q``
@@ -81,7 +81,7 @@ def decomposed_policy_loss(
 class DOP(MultiAgentAlgorithm):
     """Stochastic DOP: decentralized softmax actors on a linearly decomposed, off-policy critic.
 
-    Wang et al., ICLR 2021, section 4.1, discrete actions. Used as ``DOP("RnnPolicy", env).learn(2e6)``
+    Wang et al., ICLR 2021, stochastic DOP (discrete actions). Used as ``DOP("RnnPolicy", env).learn(2e6)``
     with any PettingZoo ``ParallelEnv``. Networks:
 
     * the actor pi_i(a | tau_i): the shared ``AgentNetwork`` on each agent's own inputs
@@ -99,7 +99,7 @@ class DOP(MultiAgentAlgorithm):
     One update (``_train_step``) on a batch of ``batch_size`` episodes drawn uniformly from the
     replay buffer (the off-policy batch):
 
-    1. Critic: ``L = kappa L^DOP-TB + (1 - kappa) L^On`` (section 4.1), the mean squared error of
+    1. Critic: ``L = kappa L^DOP-TB + (1 - kappa) L^On`` (the paper's critic loss), the mean squared error of
        Q_tot against the tree-backup targets ``y^DOP-TB`` (``tree_backup_returns``) on the
        off-policy batch, and against the on-policy TD(lambda) targets of the taken actions
        (``lambda_returns`` over ``Q_tot^-(s_{t+1}, a_{t+1})``) on ``on_policy_batch_size``
@@ -293,7 +293,7 @@ class DOP(MultiAgentAlgorithm):
         return q_taken, expected, trace
 
     def tree_backup_targets(self, batch: EpisodeBatch, pi: torch.Tensor) -> torch.Tensor:
-        """DOP's off-policy targets ``y^DOP-TB [B, T]`` (section 4.1) of the target critic under the policy ``pi``.
+        """DOP's off-policy targets ``y^DOP-TB [B, T]`` (the paper's tree-backup target) of the target critic under the policy ``pi``.
 
         ``y_t = Q_tot^-(s_t, a_t) + sum_{k<n} (gamma lambda)^k (prod_{l=1}^{k} c_{t+l}) delta_{t+k}``,
         ``delta_t = r_t + gamma (1 - d_t) E_pi[Q_tot^-(s_{t+1}, .)] - Q_tot^-(s_t, a_t)``; see
@@ -313,7 +313,7 @@ class DOP(MultiAgentAlgorithm):
         )
 
     def on_policy_targets(self, batch: EpisodeBatch, pi: torch.Tensor) -> torch.Tensor:
-        """DOP's on-policy TD(lambda) targets ``[B, T]`` (section 4.1's L^On) of the taken actions.
+        """DOP's on-policy TD(lambda) targets ``[B, T]`` (the paper's L^On) of the taken actions.
 
         ``G_t = r_t + gamma (1 - d_t) [(1 - lambda) Q_tot^-(s_{t+1}, a_{t+1}) + lambda G_{t+1}]``
         (``lambda_returns``); after an episode's last recorded action (a truncated episode),
@@ -336,7 +336,7 @@ class DOP(MultiAgentAlgorithm):
     def critic_loss(
         self, off_batch: EpisodeBatch, on_batch: EpisodeBatch, epsilon: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """``L = kappa L^DOP-TB + (1 - kappa) L^On`` (section 4.1): Q_tot's mean squared errors against
+        """``L = kappa L^DOP-TB + (1 - kappa) L^On`` (the paper's critic loss): Q_tot's mean squared errors against
         the tree-backup targets on ``off_batch`` and the TD(lambda) targets on ``on_batch``.
 
         Returns the loss (gradients reach the critic and the mixer) and the values to log.

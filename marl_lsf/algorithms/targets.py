@@ -54,7 +54,7 @@ def tree_backup_returns(
     tb_lambda: float,
     n_steps: int,
 ) -> torch.Tensor:
-    """DOP's multi-agent tree-backup targets ``y^DOP-TB [B, T]`` of padded episodes (Wang et al., 2021, section 4.1).
+    """DOP's multi-agent tree-backup targets ``y^DOP-TB [B, T]`` of padded episodes (Wang et al., ICLR 2021).
 
     ``y_t = Q_tot(s_t, a_t) + sum_{k=0}^{n-1} (gamma lambda)^k (prod_{l=1}^{k} c_{t+l}) delta_{t+k}``
     with the expected-SARSA errors ``delta_t = r_t + gamma (1 - d_t) E_pi[Q_tot(s_{t+1}, .)] - Q_tot(s_t, a_t)``

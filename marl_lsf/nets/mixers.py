@@ -70,7 +70,7 @@ class QMixer(nn.Module):
 
 
 class LinearMixer(nn.Module):
-    """DOP's linearly decomposed critic (Wang et al., ICLR 2021, section 3): ``Q_tot = sum_i k_i(s) Q_i + b(s)``.
+    """DOP's linearly decomposed critic (Wang et al., ICLR 2021): ``Q_tot = sum_i k_i(s) Q_i + b(s)``.
 
     The weights come from hypernetworks of the state as QMIX's do, with no non-linearity between
     the two layers, so the joint value is linear in the utilities with non-negative slopes:
