@@ -1,6 +1,6 @@
 """marl-lsf: LSF-SAC and value-decomposition baselines for cooperative multi-agent RL on PettingZoo."""
 
-from marl_lsf.algorithms import CWQMIX, LSFSAC, OWQMIX, QMIX, QTRAN, VDN, WQMIX, MultiAgentAlgorithm
+from marl_lsf.algorithms import CWQMIX, DOP, LSFSAC, OWQMIX, QMIX, QTRAN, VDN, WQMIX, MultiAgentAlgorithm
 from marl_lsf.analysis import UtilityTables, utility_tables
 from marl_lsf.evaluation import EvaluationResult, evaluate_policy, evaluate_random_policy
 
@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CWQMIX",
+    "DOP",
     "LSFSAC",
     "OWQMIX",
     "QMIX",

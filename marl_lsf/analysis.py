@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.algorithms.dop import DOP
 from marl_lsf.algorithms.lsfsac import LSFSAC
 from marl_lsf.algorithms.qmix import QMIX
 
@@ -79,9 +80,11 @@ def utility_tables(
     * LSF-SAC: Q_i(tau_i, ., m_i) of critic ``critic_index`` with the latent messages at their
       means, mixed by the matching mixer.
     * QMIX and VDN: the agents' utilities Q_i(tau_i, .) and the mixer (a sum for VDN).
+    * DOP: the individual critics Q_i(tau, .) (which read the state) and the linear mixer,
+      ``Q_tot = sum_i k_i(s) Q_i + b(s)``.
 
     Args:
-        model: a trained ``LSFSAC``, ``QMIX`` or ``VDN``.
+        model: a trained ``LSFSAC``, ``QMIX`` (or a subclass: ``VDN``, ``WQMIX``, ``QTRAN``) or ``DOP``.
         observations: a PettingZoo observation dict ``agent -> observation`` or an array
             ``[N, *obs_shape]`` for all agents.
         state: the global state ``[S]`` the mixer reads; may be omitted only when the model's env
@@ -118,9 +121,13 @@ def utility_tables(
         elif isinstance(model, QMIX):
             q, _ = model.q_net(model.actor_inputs(obs_t))
             mixer = model.mixer
+        elif isinstance(model, DOP):
+            state_t = torch.as_tensor(state, device=device)[None, None]  # [1, 1, S]
+            q, _ = model.critic(model.individual_critic_inputs(obs_t, state_t))
+            mixer = model.mixer
         else:
             raise TypeError(
-                f"utility_tables supports LSFSAC, QMIX and VDN models, not {type(model).__name__}"
+                f"utility_tables supports LSFSAC, QMIX (and its subclasses) and DOP models, not {type(model).__name__}"
             )
         q = q[0, 0]  # [N, A]
         grid = torch.tensor(list(itertools.product(*(range(n) for n in spec.action_counts))), device=device)

@@ -1,6 +1,7 @@
-"""Algorithms: LSF-SAC and the QMIX, VDN, Weighted QMIX and QTRAN baselines on the shared ``MultiAgentAlgorithm`` base."""
+"""Algorithms: LSF-SAC and the QMIX, VDN, Weighted QMIX, QTRAN and DOP baselines on the shared ``MultiAgentAlgorithm`` base."""
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
+from marl_lsf.algorithms.dop import DOP
 from marl_lsf.algorithms.lsfsac import LSFSAC
 from marl_lsf.algorithms.qmix import QMIX, VDN
 from marl_lsf.algorithms.qtran import QTRAN
@@ -14,6 +15,7 @@ ALGORITHMS: dict[str, type[MultiAgentAlgorithm]] = {
     "ow_qmix": OWQMIX,
     "cw_qmix": CWQMIX,
     "qtran": QTRAN,
+    "dop": DOP,
 }
 
 
@@ -32,6 +34,7 @@ def algorithm_class(name: str) -> type[MultiAgentAlgorithm]:
 __all__ = [
     "ALGORITHMS",
     "CWQMIX",
+    "DOP",
     "LSFSAC",
     "OWQMIX",
     "QMIX",

@@ -1,8 +1,14 @@
 """Networks shared by every algorithm: torsos, actor, critics with latent messages, mixers, acting policies."""
 
 from marl_lsf.nets.agents import AgentNetwork, LatentCritic, LatentOutput
-from marl_lsf.nets.mixers import CentralFFMixer, QMixer, QTranJointQ, VDNMixer, make_mixer
-from marl_lsf.nets.policies import ActingPolicy, EpsilonGreedyPolicy, SoftmaxPolicy, with_agent_ids
+from marl_lsf.nets.mixers import CentralFFMixer, LinearMixer, QMixer, QTranJointQ, VDNMixer, make_mixer
+from marl_lsf.nets.policies import (
+    ActingPolicy,
+    EpsilonGreedyPolicy,
+    EpsilonSoftmaxPolicy,
+    SoftmaxPolicy,
+    with_agent_ids,
+)
 from marl_lsf.nets.torsos import GRUTorso, MLPTorso, Torso, make_torso
 
 __all__ = [
@@ -10,9 +16,11 @@ __all__ = [
     "AgentNetwork",
     "CentralFFMixer",
     "EpsilonGreedyPolicy",
+    "EpsilonSoftmaxPolicy",
     "GRUTorso",
     "LatentCritic",
     "LatentOutput",
+    "LinearMixer",
     "MLPTorso",
     "QMixer",
     "QTranJointQ",

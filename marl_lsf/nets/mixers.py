@@ -69,6 +69,47 @@ class QMixer(nn.Module):
         return self.mix(q, self.weights(state))
 
 
+class LinearMixer(nn.Module):
+    """DOP's linearly decomposed critic (Wang et al., ICLR 2021): ``Q_tot = sum_i k_i(s) Q_i + b(s)``.
+
+    The weights come from hypernetworks of the state as QMIX's do, with no non-linearity between
+    the two layers, so the joint value is linear in the utilities with non-negative slopes:
+    ``k_i(s) = sum_e |W1(s)|_{i,e} |w2(s)|_e >= 0`` and ``b(s) = sum_e b1(s)_e |w2(s)|_e + V(s)``.
+    This is the paper's form; the authors' released code divides ``k`` by its sum over agents and
+    leaves ``b`` out of Q_tot.
+
+    Args:
+        n_agents: number of utilities mixed.
+        state_dim: size of the global state.
+        embed_dim: width of the hidden mixing layer (pymarl's ``mixing_embed_dim``).
+    """
+
+    def __init__(self, n_agents: int, state_dim: int, embed_dim: int = 32) -> None:
+        super().__init__()
+        self.n_agents, self.embed_dim = n_agents, embed_dim
+        self.hyper_w1 = nn.Linear(state_dim, n_agents * embed_dim)
+        self.hyper_w2 = nn.Linear(state_dim, embed_dim)
+        self.hyper_b1 = nn.Linear(state_dim, embed_dim)
+        self.value = nn.Sequential(nn.Linear(state_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
+
+    def weights(self, state: torch.Tensor) -> MixerWeights:
+        """``(k [..., N], b [...])`` for ``state [..., S]``; every ``k_i >= 0``."""
+        w1 = self.hyper_w1(state).abs().unflatten(-1, (self.n_agents, self.embed_dim))
+        w2 = self.hyper_w2(state).abs()
+        k = torch.einsum("...ne,...e->...n", w1, w2)
+        b = (self.hyper_b1(state) * w2).sum(-1) + self.value(state).squeeze(-1)
+        return k, b
+
+    def mix(self, q: torch.Tensor, weights: MixerWeights) -> torch.Tensor:
+        """``Q_tot = sum_i k_i q_i + b``."""
+        k, b = weights
+        return (q * k).sum(-1) + b
+
+    def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Mix ``q [..., N]`` given ``state [..., S]``."""
+        return self.mix(q, self.weights(state))
+
+
 class CentralFFMixer(nn.Module):
     """Weighted QMIX's unrestricted central mixer of Q-hat* (Rashid et al., 2020, Figure 1).
 

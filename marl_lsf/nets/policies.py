@@ -138,3 +138,33 @@ class EpsilonGreedyPolicy(ActingPolicy):
         uniform = torch.distributions.Categorical(probs=avail.float()).sample()
         explore = torch.rand(greedy.shape, device=greedy.device) < self.exploration_rate
         return torch.where(explore, uniform, greedy)
+
+
+class EpsilonSoftmaxPolicy(ActingPolicy):
+    """DOP's agents: sample ``(1 - epsilon) pi + epsilon U``, the masked softmax of the logits mixed
+    with the uniform distribution U over the available actions (the authors' epsilon floor); greedy
+    on the logits when deterministic. ``exploration_rate`` is a buffer, as ``EpsilonGreedyPolicy``'s.
+
+    Args:
+        network: the actor, whose outputs are the logits of pi_i(a | tau_i).
+        exploration_rate: the initial epsilon.
+        last_action_dim: see ``ActingPolicy``.
+    """
+
+    exploration_rate: torch.Tensor
+
+    def __init__(
+        self, network: AgentNetwork, exploration_rate: float = 0.0, last_action_dim: int = 0
+    ) -> None:
+        super().__init__(network, last_action_dim)
+        self.register_buffer("exploration_rate", torch.tensor(float(exploration_rate)), persistent=False)
+
+    def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """Actions ``[E, N]``: from pi, each replaced by a uniformly random available one with probability epsilon."""
+        require_available(avail)
+        if deterministic:
+            return masked_argmax(scores, avail)
+        sampled = masked_sample(scores, avail)
+        uniform = torch.distributions.Categorical(probs=avail.float()).sample()
+        explore = torch.rand(sampled.shape, device=sampled.device) < self.exploration_rate
+        return torch.where(explore, uniform, sampled)
