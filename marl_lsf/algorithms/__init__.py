@@ -1,8 +1,9 @@
-"""Algorithms: LSF-SAC and the QMIX, VDN, Weighted QMIX and QTRAN baselines on the shared ``MultiAgentAlgorithm`` base."""
+"""Algorithms: LSF-SAC and the QMIX, VDN, Weighted QMIX, QTRAN and QPLEX baselines on the shared ``MultiAgentAlgorithm`` base."""
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.lsfsac import LSFSAC
 from marl_lsf.algorithms.qmix import QMIX, VDN
+from marl_lsf.algorithms.qplex import QPLEX
 from marl_lsf.algorithms.qtran import QTRAN
 from marl_lsf.algorithms.wqmix import CWQMIX, OWQMIX, WQMIX
 
@@ -14,6 +15,7 @@ ALGORITHMS: dict[str, type[MultiAgentAlgorithm]] = {
     "ow_qmix": OWQMIX,
     "cw_qmix": CWQMIX,
     "qtran": QTRAN,
+    "qplex": QPLEX,
 }
 
 
@@ -35,6 +37,7 @@ __all__ = [
     "LSFSAC",
     "OWQMIX",
     "QMIX",
+    "QPLEX",
     "QTRAN",
     "VDN",
     "WQMIX",

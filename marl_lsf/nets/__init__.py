@@ -1,7 +1,7 @@
 """Networks shared by every algorithm: torsos, actor, critics with latent messages, mixers, acting policies."""
 
 from marl_lsf.nets.agents import AgentNetwork, LatentCritic, LatentOutput
-from marl_lsf.nets.mixers import CentralFFMixer, QMixer, QTranJointQ, VDNMixer, make_mixer
+from marl_lsf.nets.mixers import CentralFFMixer, DuplexDuelingMixer, QMixer, QTranJointQ, VDNMixer, make_mixer
 from marl_lsf.nets.policies import ActingPolicy, EpsilonGreedyPolicy, SoftmaxPolicy, with_agent_ids
 from marl_lsf.nets.torsos import GRUTorso, MLPTorso, Torso, make_torso
 
@@ -9,6 +9,7 @@ __all__ = [
     "ActingPolicy",
     "AgentNetwork",
     "CentralFFMixer",
+    "DuplexDuelingMixer",
     "EpsilonGreedyPolicy",
     "GRUTorso",
     "LatentCritic",
