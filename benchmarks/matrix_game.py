@@ -2,7 +2,7 @@
 
 Trains LSF-SAC (library defaults), MASAC (LSF-SAC without latent messages), LSF-SAC with a 4-unit
 QMIX mixing layer (instead of 32), QMIX, VDN and the paper's other baselines (OW-QMIX, CW-QMIX,
-QTRAN, DOP; for QTRAN, Q_tot is its transformed value Q'_jt; for DOP, Q_1, Q_2 are its individual
+QTRAN, QPLEX, DOP; for QTRAN, Q_tot is its transformed value Q'_jt; for DOP, Q_1, Q_2 are its individual
 critics and Q_tot their linear mix, while its greedy actions are its actors') on the default payoff of
 ``marl_lsf.envs.matrix_game_v0`` for several seeds with a fixed budget of environment steps each, then
 reads out every model's greedy joint action (each agent's own greedy action, as at execution),
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from runs import write_keeping_section
 
-from marl_lsf import CWQMIX, DOP, LSFSAC, OWQMIX, QMIX, QTRAN, VDN, MultiAgentAlgorithm, utility_tables
+from marl_lsf import CWQMIX, DOP, LSFSAC, OWQMIX, QMIX, QPLEX, QTRAN, VDN, MultiAgentAlgorithm, utility_tables
 from marl_lsf.envs import matrix_game_v0
 from marl_lsf.envs.matrix_game_v0 import DEFAULT_PAYOFF
 
@@ -111,6 +111,7 @@ CONFIGS = (
     Config("OW-QMIX", OWQMIX, STEPS),
     Config("CW-QMIX", CWQMIX, STEPS),
     Config("QTRAN", QTRAN, STEPS),
+    Config("QPLEX", QPLEX, STEPS),
     Config("DOP", DOP, STEPS),
     *(
         Config(f"{name}, authors' exploration", cls, STEPS, AUTHORS_EXPLORATION)
@@ -120,6 +121,7 @@ CONFIGS = (
             ("OW-QMIX", OWQMIX),
             ("CW-QMIX", CWQMIX),
             ("QTRAN", QTRAN),
+            ("QPLEX", QPLEX),
         )
     ),
 )

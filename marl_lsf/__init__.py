@@ -1,6 +1,17 @@
 """marl-lsf: LSF-SAC and value-decomposition baselines for cooperative multi-agent RL on PettingZoo."""
 
-from marl_lsf.algorithms import CWQMIX, DOP, LSFSAC, OWQMIX, QMIX, QTRAN, VDN, WQMIX, MultiAgentAlgorithm
+from marl_lsf.algorithms import (
+    CWQMIX,
+    DOP,
+    LSFSAC,
+    OWQMIX,
+    QMIX,
+    QPLEX,
+    QTRAN,
+    VDN,
+    WQMIX,
+    MultiAgentAlgorithm,
+)
 from marl_lsf.analysis import UtilityTables, utility_tables
 from marl_lsf.evaluation import EvaluationResult, evaluate_policy, evaluate_random_policy
 
@@ -12,6 +23,7 @@ __all__ = [
     "LSFSAC",
     "OWQMIX",
     "QMIX",
+    "QPLEX",
     "QTRAN",
     "VDN",
     "WQMIX",

@@ -18,6 +18,7 @@ from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.dop import DOP
 from marl_lsf.algorithms.lsfsac import LSFSAC
 from marl_lsf.algorithms.qmix import QMIX
+from marl_lsf.algorithms.qplex import QPLEX
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,15 @@ def utility_tables(
 
     * LSF-SAC: Q_i(tau_i, ., m_i) of critic ``critic_index`` with the latent messages at their
       means, mixed by the matching mixer.
-    * QMIX and VDN: the agents' utilities Q_i(tau_i, .) and the mixer (a sum for VDN).
+    * QMIX and VDN: the agents' utilities Q_i(tau_i, .) and the mixer (a sum for VDN); the same
+      for Weighted QMIX (QMIX's Q_tot) and QTRAN (its transformed value, the sum).
+    * QPLEX: the agents' utilities and QPLEX's Q_tot (``QPLEX.joint_value``) at each joint action.
     * DOP: the individual critics Q_i(tau, .) (which read the state) and the linear mixer,
       ``Q_tot = sum_i k_i(s) Q_i + b(s)``.
 
     Args:
-        model: a trained ``LSFSAC``, ``QMIX`` (or a subclass: ``VDN``, ``WQMIX``, ``QTRAN``) or ``DOP``.
+        model: a trained ``LSFSAC``, a model of the QMIX family (``QMIX``, ``VDN``, ``OWQMIX``,
+            ``CWQMIX``, ``QTRAN``, ``QPLEX``) or ``DOP``.
         observations: a PettingZoo observation dict ``agent -> observation`` or an array
             ``[N, *obs_shape]`` for all agents.
         state: the global state ``[S]`` the mixer reads; may be omitted only when the model's env
@@ -131,8 +135,16 @@ def utility_tables(
             )
         q = q[0, 0]  # [N, A]
         grid = torch.tensor(list(itertools.product(*(range(n) for n in spec.action_counts))), device=device)
-        q_taken = q.gather(-1, grid.T).T * torch.as_tensor(alive, dtype=q.dtype, device=device)  # [G, N]
-        joint = mixer(q_taken, torch.as_tensor(state, device=device).expand(grid.shape[0], -1))
+        alive_t = torch.as_tensor(alive, device=device)
+        state_t = torch.as_tensor(state, device=device).expand(grid.shape[0], -1)
+        if isinstance(model, QPLEX):
+            # Q_tot reads every utility (V_i = max over the agent's own actions) and the joint action.
+            counts = torch.as_tensor(spec.action_counts, device=device)
+            avail = torch.arange(spec.n_actions, device=device) < counts[:, None]  # [N, A]
+            joint = model.joint_value(q.expand(grid.shape[0], -1, -1), grid, state_t, avail, alive_t)
+        else:
+            q_taken = q.gather(-1, grid.T).T * alive_t.to(q.dtype)  # [G, N]
+            joint = mixer(q_taken, state_t)
     q_np = q.cpu().numpy()
     return UtilityTables(
         agents=tuple(spec.agents),

@@ -1,9 +1,10 @@
-"""Algorithms: LSF-SAC and the QMIX, VDN, Weighted QMIX, QTRAN and DOP baselines on the shared ``MultiAgentAlgorithm`` base."""
+"""Algorithms: LSF-SAC and the QMIX, VDN, Weighted QMIX, QTRAN, QPLEX and DOP baselines on the shared ``MultiAgentAlgorithm`` base."""
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.dop import DOP
 from marl_lsf.algorithms.lsfsac import LSFSAC
 from marl_lsf.algorithms.qmix import QMIX, VDN
+from marl_lsf.algorithms.qplex import QPLEX
 from marl_lsf.algorithms.qtran import QTRAN
 from marl_lsf.algorithms.wqmix import CWQMIX, OWQMIX, WQMIX
 
@@ -16,6 +17,7 @@ ALGORITHMS: dict[str, type[MultiAgentAlgorithm]] = {
     "cw_qmix": CWQMIX,
     "qtran": QTRAN,
     "dop": DOP,
+    "qplex": QPLEX,
 }
 
 
@@ -38,6 +40,7 @@ __all__ = [
     "LSFSAC",
     "OWQMIX",
     "QMIX",
+    "QPLEX",
     "QTRAN",
     "VDN",
     "WQMIX",

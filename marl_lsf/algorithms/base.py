@@ -122,6 +122,8 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
     """
 
     policy_aliases: ClassVar[dict[str, str]] = {"MlpPolicy": "mlp", "RnnPolicy": "rnn"}
+    #: The ``mixer`` values the class accepts (QPLEX mixes with its own, ``"qplex"``).
+    _mixer_kinds: ClassVar[tuple[str, ...]] = ("qmix", "vdn")
 
     def __init__(
         self,
@@ -168,8 +170,8 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         if not 0.0 <= td_lambda <= 1.0:
             raise ValueError(f"td_lambda must be in [0, 1], got {td_lambda}")
-        if mixer not in ("qmix", "vdn"):
-            raise ValueError(f"mixer must be 'qmix' or 'vdn', got {mixer!r}")
+        if mixer not in self._mixer_kinds:
+            raise ValueError(f"mixer must be {' or '.join(map(repr, self._mixer_kinds))}, got {mixer!r}")
         self.policy_name = policy
         self.torso = self.policy_aliases[policy]
         self.learning_rate = learning_rate

@@ -76,14 +76,18 @@ class QMIX(MultiAgentAlgorithm):
         }
 
     def _build_networks(self) -> None:
-        n, a = self.spec.n_agents, self.spec.n_actions
+        a = self.spec.n_actions
         self.q_net = AgentNetwork(self.actor_input_dim, a, self.hidden_dim, self.torso).to(self.device)
         last_action_dim = a if self.last_action_input else 0
         self.policy = EpsilonGreedyPolicy(self.q_net, self.exploration_rate, last_action_dim).to(self.device)
-        self.mixer = make_mixer(self.mixer_kind, n, self.spec.state_dim, self.mixer_embed_dim).to(self.device)
+        self.mixer = self._make_mixer().to(self.device)
         self.q_net_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
         self.optimizer = adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=self.lr_schedule(1.0))
+
+    def _make_mixer(self) -> nn.Module:
+        """The mixer of the utilities (``mixer``: QMIX's hypernetwork mixer or VDN's sum)."""
+        return make_mixer(self.mixer_kind, self.spec.n_agents, self.spec.state_dim, self.mixer_embed_dim)
 
     @property
     def exploration_rate(self) -> float:

@@ -1,7 +1,15 @@
 """Networks shared by every algorithm: torsos, actor, critics with latent messages, mixers, acting policies."""
 
 from marl_lsf.nets.agents import AgentNetwork, LatentCritic, LatentOutput
-from marl_lsf.nets.mixers import CentralFFMixer, LinearMixer, QMixer, QTranJointQ, VDNMixer, make_mixer
+from marl_lsf.nets.mixers import (
+    CentralFFMixer,
+    DuplexDuelingMixer,
+    LinearMixer,
+    QMixer,
+    QTranJointQ,
+    VDNMixer,
+    make_mixer,
+)
 from marl_lsf.nets.policies import (
     ActingPolicy,
     EpsilonGreedyPolicy,
@@ -15,6 +23,7 @@ __all__ = [
     "ActingPolicy",
     "AgentNetwork",
     "CentralFFMixer",
+    "DuplexDuelingMixer",
     "EpsilonGreedyPolicy",
     "EpsilonSoftmaxPolicy",
     "GRUTorso",
