@@ -71,9 +71,11 @@ def main() -> None:
         )
     console.print(table)
     console.print(
-        f"replay of the shipped team: {gif} ({recording.length} steps, return {recording.episode_return:g}); "
-        f"this run: {seconds:.0f} s ({model.num_timesteps / seconds:.0f} steps/s), saved to {path}, "
-        f"reloaded team acts identically: {fresh.episode_returns == again.episode_returns}"
+        f"replay of the shipped team: {gif} ({recording.length} steps, return {recording.episode_return:g})"
+    )
+    console.print(f"this run: {seconds:.0f} s ({model.num_timesteps / seconds:.0f} steps/s), saved to {path}")
+    console.print(
+        f"reloaded team acts identically: {fresh.episode_returns == again.episode_returns}", soft_wrap=True
     )
 
 

@@ -134,7 +134,7 @@ def test_replay_gif_has_one_frame_per_step_plus_reset(pp_run: Path, tmp_path: Pa
     recording = record_episode(model, factory, seed=5)
     with Image.open(gif) as image:
         assert image.n_frames == recording.length + 1
-        assert image.size == (100, 100 + 14)
+        assert image.size == (200, 200 + 14), "40 px per cell of the 5x5 grid, a 14 px caption strip"
 
 
 def test_sc2_replay_is_requested_from_the_env(matrix_run: Path) -> None:
