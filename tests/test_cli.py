@@ -18,6 +18,7 @@ from marl_lsf.cli import CliError, load_model, main, parse_kwargs
 from marl_lsf.env_registry import UnknownEnvError, make_env_factory
 from marl_lsf.envs.matrix_game_v0 import MatrixGameEnv
 from marl_lsf.plotting import plot_curves
+from marl_lsf.presets import preset
 from marl_lsf.replay import ReplayError, record_episode, save_animation, save_gif
 
 PP_KWARGS = ["grid_size=5", "n_predators=2", "n_prey=1", "max_cycles=20"]
@@ -286,3 +287,22 @@ def test_save_animation_checks(tmp_path: Path) -> None:
             save_animation([frame], tmp_path / "x.mp4")
     else:
         assert save_animation([frame] * 3, tmp_path / "x.mp4").stat().st_size > 0
+
+
+def test_preset_fills_the_settings_and_run_json_records_them(tmp_path: Path) -> None:
+    out = tmp_path / "pp"
+    argv = ["train", "--env", "predator_prey", "--env-kwargs", *PP_KWARGS, "--preset", "--quiet"]
+    argv += ["--timesteps", "40", "--out", str(out), "--device", "cpu", "--algo-kwargs", "batch_size=4"]
+    assert main(argv) == 0
+    settings = json.loads((out / "run.json").read_text())
+    expected = preset("predator_prey", "lsfsac")
+    assert settings["preset"] is True and settings["n_envs"] == expected.pop("n_envs")
+    assert settings["algo_kwargs"] == expected | {"batch_size": 4}, "--algo-kwargs overrides the preset"
+    assert load_model(out / "model.zip", "cpu").policy_objective == "forward_kl"
+
+
+def test_preset_for_an_env_without_one_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--env", "matrix_game", "--preset", "--out", str(tmp_path / "mg")]) == 2
+    assert "--preset: no preset for env 'matrix_game'" in capsys.readouterr().err

@@ -37,6 +37,7 @@ from marl_lsf.cli.common import (
 )
 from marl_lsf.cli.options import add_env_options, add_subparser, add_trust_option
 from marl_lsf.env_registry import EnvFactory, make_env_factory
+from marl_lsf.presets import preset
 
 #: Defaults of ``train``'s options; None in the parser, so ``--resume`` can tell which were given.
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -50,7 +51,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "checkpoint_freq": 0,
 }
 #: ``train`` options a resumed run takes from its ``run.json`` and may not change.
-RESUME_FIXED = ("env", "env_kwargs", "algo", "policy", "seed", "n_envs", "algo_kwargs", "out")
+RESUME_FIXED = ("env", "env_kwargs", "algo", "policy", "seed", "n_envs", "algo_kwargs", "out", "preset")
 #: ``train`` options a resumed run may change (the new values are written to its ``run.json``).
 RESUME_OVERRIDES = ("timesteps", "eval_freq", "eval_episodes", "checkpoint_freq")
 #: What a run folder holds besides ``run.json``; a new run refuses a folder that has any of it.
@@ -69,12 +70,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _resume(args)
     if args.env is None:
         raise CliError("train needs --env NAME (or --resume DIR to continue a run)")
+    preset_kwargs = _preset(args)
     for name, default in TRAIN_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
     cls = resolve_algorithm(args.algo)
     env_kwargs = parse_kwargs(args.env_kwargs, "--env-kwargs")
-    algo_kwargs = parse_kwargs(args.algo_kwargs, "--algo-kwargs")
+    algo_kwargs = preset_kwargs | parse_kwargs(args.algo_kwargs, "--algo-kwargs")
     factory = make_env_factory(args.env, **env_kwargs)
     out = Path(args.out or f"runs/{args.algo}_{args.env.replace(':', '_')}_s{args.seed}")
     existing = [name for name in RUN_OUTPUTS if (out / name).exists()]
@@ -98,6 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "timesteps": args.timesteps,
         "n_envs": args.n_envs,
         "algo_kwargs": algo_kwargs,
+        "preset": bool(args.preset),
         "eval_freq": args.eval_freq,
         "eval_episodes": args.eval_episodes,
         "checkpoint_freq": args.checkpoint_freq,
@@ -110,6 +113,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"for {args.timesteps:,} steps, seed {args.seed} -> {escape(str(out))}"
     )
     return _learn(model, factory, out, settings, args, resume_step=None)
+
+
+def _preset(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--preset`` settings of ``--env``/``--algo`` (``{}`` without it); its ``n_envs`` fills an unset ``--n-envs``."""
+    if not args.preset:
+        return {}
+    try:
+        settings = preset(args.env, args.algo or TRAIN_DEFAULTS["algo"])
+    except ValueError as exc:
+        raise CliError(f"--preset: {exc}") from exc
+    n_envs = settings.pop("n_envs", None)
+    if args.n_envs is None and n_envs is not None:
+        args.n_envs = n_envs
+    return settings
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -307,6 +324,13 @@ def add_train_parser(sub: Any) -> None:
         type=parse_timesteps,
         metavar="STEPS",
         help=f"steps between checkpoints; the newest {KEEP_CHECKPOINTS} are kept (default: 0, none)",
+    )
+    train.add_argument(
+        "--preset",
+        action="store_true",
+        default=None,
+        help="start from the settings that measured best for this env and algorithm (marl_lsf.presets); "
+        "--algo-kwargs and --n-envs override them, run.json records them",
     )
     train.add_argument(
         "--algo-kwargs",
