@@ -111,6 +111,7 @@ def test_the_mixer_represents_the_non_monotonic_payoff_at_greedy_utilities() -> 
     # Utilities greedy at A, Q_i = (1, 0, 0), held fixed; only the mixer learns the 9 payoffs. No
     # monotonic mixer can: it would need Q_tot(A, B) = -12 < Q_tot(B, B) = 0 although Q_1(A) > Q_1(B).
     # QPLEX's lambda scales the (negative) advantages of the joint action to any value below 8.
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     mixer = DuplexDuelingMixer(2, 3, 1)
     q = torch.tensor([1.0, 0.0, 0.0]).expand(9, 2, 3)

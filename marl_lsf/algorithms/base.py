@@ -103,7 +103,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         last_action_input: the acting network (LSF-SAC's actor, QMIX's utilities) also reads each
             agent's previous action, one-hot (zeros at an episode's first step), as pymarl's agents
             do (``obs_last_action``); the critics always read it.
-        mixer: ``"qmix"`` (monotonic hypernetwork mixer) or ``"vdn"`` (sum).
+        mixer: ``"qmix"`` (monotonic hypernetwork mixer) or ``"vdn"`` (sum); QPLEX takes only its own, ``"qplex"``.
         mixer_embed_dim: width of QMIX's mixing layer.
         n_envs: environment copies collected from (``env`` must then be a factory, unless the env
             provides its own batched form, as SMAX does).

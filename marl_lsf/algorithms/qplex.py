@@ -26,7 +26,7 @@ from marl_lsf.nets.agents import masked_argmax
 class QPLEX(QMIX):
     """QPLEX: the duplex dueling factorization, with QMIX's epsilon-greedy decentralized agents.
 
-    Wang et al., ICLR 2021 (section 3.2 and the authors' code, wjh720/QPLEX, mixer ``dmaq`` with
+    Wang et al., ICLR 2021 (section 3 and the authors' code, wjh720/QPLEX, mixer ``dmaq`` with
     ``DMAQ_SI_Weight``). Networks: the agents' utility network (shared, as QMIX's); the
     ``DuplexDuelingMixer`` (the transformation ``w_i(s) > 0``, ``b_i(s)`` and the attention weights
     ``lambda_i(s, u) > 0``); target copies of both. Training is QMIX's: the double-Q target

@@ -196,7 +196,7 @@ def _mlp(in_dim: int, out_dim: int, hidden_dim: int, layers: int) -> nn.Module:
 
 
 class DuplexDuelingMixer(nn.Module):
-    """QPLEX's duplex dueling mixer (Wang et al., ICLR 2021, section 3.2, Figure 1).
+    """QPLEX's duplex dueling mixer (Wang et al., ICLR 2021, section 3 and its Figure 1).
 
     Joint value of the agents' utilities at a joint action ``u`` in state ``s``, built so that the
     greedy joint action of Q_tot is the agents' own greedy actions (the IGM principle):
