@@ -3,7 +3,7 @@
 * ``MultiAgentAlgorithm`` owns the environment (as a ``TeamVecEnv``), seeding, device, logger,
   callbacks, the episode replay buffer, the collect-then-train loop, ``predict`` and save/load.
 * An algorithm subclass adds only its networks (``_build_networks``), how it acts
-  (``_policy_step``) and its losses (``train``).
+  (its ``policy``, an acting module) and its losses (``_train_step``).
 
 The class is assembled from one module per responsibility:
 
