@@ -6,7 +6,7 @@
    messages on, LSF-SAC is not there yet), evaluates it against a random team on 16 test
    episodes and renders one episode to ``runs/demo/replay.gif``.
 2. Trains a fresh LSF-SAC with the same preset for ``MARL_LSF_EXAMPLE_STEPS`` steps (default
-   30,000, a minute or two on one core; the shipped team needed 1M), with a progress bar, then
+   30,000; the shipped team needed 1M), with a progress bar, then
    saves it to ``runs/demo/``, reloads it and checks the reloaded team acts identically.
 """
 

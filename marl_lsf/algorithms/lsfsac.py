@@ -391,14 +391,14 @@ class LSFSAC(MultiAgentAlgorithm):
         """
         filled, alive = batch.filled.float(), batch.alive[:, :-1].float()
         alpha = self.log_ent_coef.detach().exp()
-        pi_t, log_pi_t, state = pi[:, :-1], log_pi[:, :-1], batch.state[:, :-1]
+        pi_t, log_pi_t = pi[:, :-1], log_pi[:, :-1]
         if self.policy_objective == "forward_kl":
             q = torch.stack(q_values).min(0).values.detach()
             boltzmann = masked_log_softmax(q / alpha, batch.avail[:, :-1]).exp()
             agent_mask = alive * filled[..., None]
             cross_entropy = -(boltzmann * log_pi_t).sum(-1)
             return (cross_entropy * agent_mask).sum() / agent_mask.sum().clamp(min=1.0)
-        joint_values = []
+        state, joint_values = batch.state[:, :-1], []
         for q, mixer in zip(q_values, self.mixers, strict=True):
             with torch.no_grad():
                 weights = mixer.weights(state)
