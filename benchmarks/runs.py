@@ -85,9 +85,10 @@ def machine() -> str:
     import torch
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
         f"{platform.machine()}, {os.cpu_count()} cores (load {load:.1f} at the end), "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
+        f"Python {platform.python_version()}, torch {torch.__version__}{gpu}"
     )
 
 
