@@ -17,6 +17,7 @@ with worker-process vectorization (``n_envs > 1``).
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,10 +102,33 @@ def make_env_factory(name: str, **kwargs: Any) -> EnvFactory:
 
     Raises:
         UnknownEnvError: for an unknown name or a ``module:factory`` path that does not import.
+        ValueError: for ``kwargs`` the environment's constructor does not take (checked against
+            its signature, so a misspelt argument is named here, not inside a worker process).
     """
     target, implied = resolve(name)
-    _import_target(name, target)
-    return EnvFactory(name, target, {**implied, **kwargs})
+    factory = _import_target(name, target)
+    kwargs = {**implied, **kwargs}
+    _check_arguments(name, factory, kwargs)
+    return EnvFactory(name, target, kwargs)
+
+
+def _check_arguments(name: str, factory: Any, kwargs: dict[str, Any]) -> None:
+    """Raise ``ValueError`` when ``factory``'s signature cannot take ``kwargs`` (unreadable signatures pass)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        accepted = [
+            p.name
+            for p in signature.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        raise ValueError(
+            f"environment {name!r} does not take these arguments ({exc}); it takes: {', '.join(accepted) or 'none'}"
+        ) from None
 
 
 def _import_target(name: str, target: str) -> Any:

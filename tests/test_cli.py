@@ -12,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from marl_lsf import QMIX
 from marl_lsf.cli import CliError, load_model, main, parse_kwargs
 from marl_lsf.env_registry import UnknownEnvError, make_env_factory
+from marl_lsf.envs import matrix_game_v0
 from marl_lsf.envs.matrix_game_v0 import MatrixGameEnv
 from marl_lsf.plotting import plot_curves
 from marl_lsf.presets import preset
@@ -205,6 +208,18 @@ def test_sweep_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         (["train", "--resume", "nowhere"], "nowhere is not a folder"),
         (["train", "--resume", "."], "not a run folder"),
         (["train", "--resume", ".", "--seed", "1", "--env", "matrix_game"], "drop --seed"),
+        (
+            ["train", "--env", "matrix_game", "--env-kwargs", "nope=1"],
+            "environment 'matrix_game' does not take",
+        ),
+        (["train", "--env", "matrix_game", "--device", "nonsense"], "argument --device: device must be"),
+        (
+            ["train", "--env", "matrix_game", "--eval-episodes", "0"],
+            "--eval-episodes: must be greater than 0",
+        ),
+        (["train", "--env", "matrix_game", "--out", "notes.txt"], "--out notes.txt is a file"),
+        (["replay", "missing/model.zip", "--fps", "0"], "--fps: must be greater than 0"),
+        (["eval", "missing/model.zip", "--device", "cuda:x"], "argument --device"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -215,9 +230,34 @@ def test_bad_input_is_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a run folder")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_refused_not_replaced_by_the_cpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--env", "matrix_game", "--device", "cuda", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        QMIX("MlpPolicy", matrix_game_v0.parallel_env(), device="cuda")
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "run"))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert main(["train", "--env", "matrix_game", "--timesteps", "8", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "Permission denied" in err and "Traceback" not in err
 
 
 def test_model_on_the_wrong_env_is_refused(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,7 @@ The class is assembled from one module per responsibility:
 
 Reused from Stable-Baselines3: the logger (stdout/CSV/TensorBoard), callbacks (``BaseCallback``,
 ``CallbackList``, ``ConvertCallback``, ``ProgressBarCallback``), schedules (``FloatSchedule``),
-``set_random_seed``, ``get_device``, ``polyak_update`` and ``update_learning_rate``.
+``set_random_seed``, ``get_device`` (through ``resolve_device``), ``polyak_update`` and ``update_learning_rate``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import (
     FloatSchedule,
     configure_logger,
-    get_device,
     polyak_update,
     set_random_seed,
     update_learning_rate,
@@ -55,7 +54,7 @@ from torch import nn
 from marl_lsf.algorithms.acting import ActingMixin
 from marl_lsf.algorithms.collection import RolloutCollectionMixin
 from marl_lsf.algorithms.persistence import PersistenceMixin
-from marl_lsf.algorithms.utils import SelfAlgorithm, adam, epsilon_schedule
+from marl_lsf.algorithms.utils import SelfAlgorithm, adam, epsilon_schedule, resolve_device
 from marl_lsf.buffer import EpisodeBatch, EpisodeReplayBuffer
 from marl_lsf.nets.policies import ActingPolicy
 from marl_lsf.save_util import set_global_rng_state
@@ -195,7 +194,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         self.tensorboard_log = tensorboard_log
         self.verbose = verbose
         self.seed = seed
-        self.device = get_device(device)
+        self.device = resolve_device(device)
         self.n_threads = n_threads
         if n_threads is not None:
             torch.set_num_threads(n_threads)

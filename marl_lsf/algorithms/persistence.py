@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.common.utils import get_device
 
-from marl_lsf.algorithms.utils import SelfAlgorithm
+from marl_lsf.algorithms.utils import SelfAlgorithm, resolve_device
 from marl_lsf.buffer import EpisodeReplayBuffer
 from marl_lsf.save_util import (
     ModelFileError,
@@ -177,7 +176,7 @@ class PersistenceMixin:
                 data, was written by another algorithm, or its settings or tensors do not fit.
             ValueError: the env's agents or spaces differ from the model's.
         """
-        data, tensors = load_model_file(path, get_device(device))
+        data, tensors = load_model_file(path, resolve_device(device))
         if data.get("algorithm") != cls.__name__:
             raise ModelFileError(
                 f"{path} holds a {data.get('algorithm')!r} model, not {cls.__name__}; use {data.get('algorithm')}.load"

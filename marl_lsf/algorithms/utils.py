@@ -7,13 +7,36 @@ from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.utils import LinearSchedule, get_device
 
 if TYPE_CHECKING:
     from marl_lsf.algorithms.base import MultiAgentAlgorithm
 
 #: The type of ``self`` in methods that return it (``learn``) or build it (``load``).
 SelfAlgorithm = TypeVar("SelfAlgorithm", bound="MultiAgentAlgorithm")
+
+
+def resolve_device(device: torch.device | str) -> torch.device:
+    """The torch device of ``device``: ``"auto"`` is CUDA when available, else the CPU
+    (Stable-Baselines3's ``get_device``).
+
+    Unlike ``get_device``, which falls back to the CPU, a CUDA device asked for by name on a
+    machine without one is an error: a run the user meant for the GPU does not train on the CPU.
+
+    Raises:
+        ValueError: an unknown device name, or a CUDA device where torch sees no GPU.
+    """
+    if not isinstance(device, torch.device) and device != "auto":
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if isinstance(device, torch.device) and device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} asked for, but torch {torch.__version__} sees no CUDA GPU on this "
+            "machine; use 'cpu' or 'auto'"
+        )
+    return get_device(device)
 
 
 def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:

@@ -48,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _guarded(action: Callable[[], int]) -> int:
-    """Run a subcommand; user errors become one line on stderr and exit status 2."""
+    """Run a subcommand; user errors (and files that cannot be read or written) become one line on stderr and exit status 2."""
     try:
         return action()
-    except (CliError, ValueError, FileNotFoundError, ImportError) as exc:
+    except (CliError, ValueError, OSError, ImportError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         err_console.print(f"[bold red]marl-lsf: error:[/] {escape(message)}", soft_wrap=True)
         return EXIT_USAGE

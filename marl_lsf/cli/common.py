@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from marl_lsf.algorithms import ALGORITHMS, MultiAgentAlgorithm, algorithm_class
+from marl_lsf.algorithms.utils import resolve_device
 from marl_lsf.env_registry import EnvFactory, is_registered, make_env_factory
 from marl_lsf.save_util import load_model_file, model_path
 
@@ -70,6 +71,32 @@ def parse_timesteps(text: str) -> int:
     if value < 0 or not value.is_integer():
         raise argparse.ArgumentTypeError(f"expected a non-negative whole number, got {text!r}")
     return int(value)
+
+
+def parse_device(text: str) -> str:
+    """argparse type: a torch device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
+    try:
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """argparse type: a number of ``kind`` greater than zero."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not {'a whole number' if kind is int else 'a number'}: {text!r}"
+            ) from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+        return value
+
+    return parse
 
 
 def resolve_algorithm(name: str) -> type[MultiAgentAlgorithm]:

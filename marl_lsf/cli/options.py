@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from marl_lsf.cli.common import RUN_SETTINGS
+from marl_lsf.cli.common import RUN_SETTINGS, parse_device
 from marl_lsf.env_registry import valid_names
 
 
@@ -53,7 +53,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stochastic", action="store_true", help="sample actions instead of taking the greedy ones"
     )
-    parser.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda")
+    parser.add_argument("--device", default="auto", type=parse_device, help="torch device: auto, cpu or cuda")
     add_trust_option(parser)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from marl_lsf.cli.common import CliError, console, env_factory_for, load_model
+from marl_lsf.cli.common import CliError, console, env_factory_for, load_model, positive
 from marl_lsf.cli.options import add_model_options, add_subparser
 
 
@@ -86,5 +86,5 @@ def add_replay_parser(sub: Any) -> None:
         "the model when the env renders images, else the terminal)",
     )
     replay.add_argument("--text", action="store_true", help="a per-step text trace instead of images")
-    replay.add_argument("--fps", type=float, default=5.0, help="frames per second of the animation")
+    replay.add_argument("--fps", type=positive(float), default=5.0, help="frames per second of the animation")
     replay.set_defaults(func=cmd_replay)

@@ -29,8 +29,10 @@ from marl_lsf.cli.common import (
     RUN_SETTINGS,
     CliError,
     console,
+    parse_device,
     parse_kwargs,
     parse_timesteps,
+    positive,
     read_run_settings,
     resolve_algorithm,
     run_env,
@@ -79,6 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     algo_kwargs = preset_kwargs | parse_kwargs(args.algo_kwargs, "--algo-kwargs")
     factory = make_env_factory(args.env, **env_kwargs)
     out = Path(args.out or f"runs/{args.algo}_{args.env.replace(':', '_')}_s{args.seed}")
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} is a file, not a folder; pick a folder for the run")
     existing = [name for name in RUN_OUTPUTS if (out / name).exists()]
     if existing:
         raise CliError(
@@ -315,7 +319,7 @@ def add_train_parser(sub: Any) -> None:
     )
     train.add_argument(
         "--eval-episodes",
-        type=int,
+        type=positive(int),
         metavar="K",
         help=f"episodes per evaluation (default: {TRAIN_DEFAULTS['eval_episodes']})",
     )
@@ -339,7 +343,7 @@ def add_train_parser(sub: Any) -> None:
         metavar="KWARGS",
         help="algorithm arguments: a JSON object or key=value pairs, e.g. batch_size=16 ent_coef=0.1",
     )
-    train.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda")
+    train.add_argument("--device", default="auto", type=parse_device, help="torch device: auto, cpu or cuda")
     train.add_argument(
         "--quiet", action="store_true", help="no progress bar and no log tables in the terminal"
     )
