@@ -112,6 +112,21 @@ def test_resume_continues_from_the_newest_checkpoint(
     assert "is complete: 24 of 24 steps" in " ".join(capsys.readouterr().out.split())
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mg"
+    _train(out, "matrix_game", [], 12, "--eval-freq", "8", "--eval-episodes", "2")
+    # Killed before anything was saved: run.json and a log, no checkpoint, no model.zip.
+    (out / "model.zip").unlink()
+    assert main(["train", "--env", "matrix_game", "--out", str(out)]) == 2
+    assert f"--resume {out}" in " ".join(capsys.readouterr().err.split())
+    assert main(["train", "--resume", str(out), "--device", "cpu", "--quiet"]) == 0
+    assert "starting LSFSAC again from step 0" in " ".join(capsys.readouterr().out.split())
+    assert load_model(out / "model.zip").num_timesteps == 12
+    assert _logged_steps(out) == ([4, 8, 12], [0, 8, 12])
+
+
 def test_a_new_run_refuses_a_used_folder(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--env", "matrix_game", "--out", str(matrix_run)]) == 2
     assert "already holds a run" in capsys.readouterr().err

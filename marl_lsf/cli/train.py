@@ -89,12 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{out} already holds a run ({', '.join(existing)}); continue it with --resume {out}, "
             "or remove it or pick another --out"
         )
-    try:
-        model = cls(
-            args.policy, factory, n_envs=args.n_envs, seed=args.seed, device=args.device, **algo_kwargs
-        )
-    except TypeError as exc:
-        raise CliError(f"--algo-kwargs: {exc}") from exc
+    model = _new_model(cls, factory, args.policy, args.n_envs, args.seed, args.device, algo_kwargs)
     settings = {
         "algo": args.algo.lower(),
         "env": args.env,
@@ -117,6 +112,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"for {args.timesteps:,} steps, seed {args.seed} -> {escape(str(out))}"
     )
     return _learn(model, factory, out, settings, args, resume_step=None)
+
+
+def _new_model(
+    cls: type[MultiAgentAlgorithm],
+    factory: EnvFactory,
+    policy: str,
+    n_envs: int,
+    seed: int,
+    device: str,
+    algo_kwargs: dict[str, Any],
+) -> MultiAgentAlgorithm:
+    """A fresh ``cls`` on ``factory``; an argument the algorithm does not take is an ``--algo-kwargs`` error."""
+    try:
+        return cls(policy, factory, n_envs=n_envs, seed=seed, device=device, **algo_kwargs)
+    except TypeError as exc:
+        raise CliError(f"--algo-kwargs: {exc}") from exc
 
 
 def _preset(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,7 +167,7 @@ def _resume(args: argparse.Namespace) -> int:
     env_name, env_kwargs = run_env(settings, path, args.env, args.trust_run_config)
     if not isinstance(settings["algo"], str):
         raise CliError(f'{path}: "algo" must be an algorithm name, got {settings["algo"]!r}')
-    for name in ("n_envs", *RESUME_OVERRIDES):
+    for name in ("n_envs", "seed", *RESUME_OVERRIDES):
         value, least = settings.get(name, 1), int(name == "n_envs")
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise CliError(f'{path}: "{name}" must be a whole number of at least {least}, got {value!r}')
@@ -166,13 +177,25 @@ def _resume(args: argparse.Namespace) -> int:
     checkpoint = latest_checkpoint(out / "checkpoints", "model")
     if checkpoint is None and (out / "model.zip").is_file():
         checkpoint = out / "model.zip"
-    if checkpoint is None:
-        raise CliError(
-            f"--resume: {out} has no checkpoints/model_*_steps.zip and no model.zip to resume from"
-        )
     cls = resolve_algorithm(settings["algo"])
     factory = make_env_factory(env_name, **env_kwargs)
     total = int(settings["timesteps"])
+    if checkpoint is None:
+        # Stopped before its first checkpoint: nothing to continue, so the run starts again.
+        algo_kwargs = settings.get("algo_kwargs", {})
+        if not isinstance(algo_kwargs, dict):
+            raise CliError(f'{path}: "algo_kwargs" must be a JSON object, got {type(algo_kwargs).__name__}')
+        policy = settings.get("policy", TRAIN_DEFAULTS["policy"])
+        seed = settings.get("seed", TRAIN_DEFAULTS["seed"])
+        model = _new_model(cls, factory, policy, settings.get("n_envs", 1), seed, args.device, algo_kwargs)
+        (out / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+        configure_logger(out, ["csv"], resume_step=-1).close()  # drops every row the killed attempt logged
+        console.print(
+            f"{escape(str(out))} stopped before its first checkpoint (no checkpoints/model_*_steps.zip, no "
+            f"model.zip): starting [bold]{cls.__name__}[/] again from step 0 with its {RUN_SETTINGS}",
+            soft_wrap=True,
+        )
+        return _learn(model, factory, out, settings, args, resume_step=None)
     model = cls.load(checkpoint, env=factory, device=args.device, n_envs=settings.get("n_envs", 1))
     if model.num_timesteps >= total:
         model.env.close()
