@@ -66,6 +66,10 @@ def test_train_writes_a_run_folder(matrix_run: Path) -> None:
     settings = json.loads((matrix_run / "run.json").read_text())
     assert settings["env"] == "matrix_game" and settings["algo"] == "lsfsac" and settings["seed"] == 3
     assert settings["algo_kwargs"] == {"batch_size": 4, "hidden_dim": 16}
+    # Every setting, defaults included, as the saved model holds them.
+    hyperparameters = settings["hyperparameters"]
+    assert hyperparameters["batch_size"] == 4 and hyperparameters["gamma"] == 0.99
+    assert hyperparameters == load_model(matrix_run / "model.zip").hyperparameters()
     assert (matrix_run / "model.zip").is_file() and (matrix_run / "best_model.zip").is_file()
     assert sorted(p.name for p in (matrix_run / "checkpoints").iterdir()) == [
         "model_12_steps.zip",

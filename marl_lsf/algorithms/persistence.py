@@ -116,7 +116,7 @@ class PersistenceMixin:
             "algorithm": type(self).__name__,
             "policy": self.policy_name,
             "spec": self.spec.to_json(),
-            "params": self._params() | self._base_params(),
+            "params": self.hyperparameters(),
             "num_timesteps": self.num_timesteps,
             "episode_num": self._episode_num,
             "n_updates": self._n_updates,
@@ -124,6 +124,11 @@ class PersistenceMixin:
             "rng": rng_data,
         }
         return save_model_file(path, data, tensors)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every setting of this model, defaults included, as JSON data (what ``save`` stores and
+        ``marl-lsf train`` writes into ``run.json``); schedules appear as their starting value."""
+        return self._params() | self._base_params()
 
     def _base_params(self) -> dict[str, Any]:
         lr = self.learning_rate if isinstance(self.learning_rate, int | float) else self.lr_schedule(1.0)

@@ -100,6 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "n_envs": args.n_envs,
         "algo_kwargs": algo_kwargs,
         "preset": bool(args.preset),
+        "hyperparameters": model.hyperparameters(),
         "eval_freq": args.eval_freq,
         "eval_episodes": args.eval_episodes,
         "checkpoint_freq": args.checkpoint_freq,
