@@ -8,7 +8,7 @@ EXTRAS ?= dev,smax,ray
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m ruff check marl_lsf envs examples tests benchmarks
 	$(BIN)/python -m ruff format --check marl_lsf envs examples tests benchmarks
+
+# The API reference, from the docstrings, as HTML in build/api (pdoc; not part of `make test`).
+API_MODULES = marl_lsf $(patsubst %.py,marl_lsf.%,$(filter-out __init__.py,$(notdir $(wildcard marl_lsf/*.py)))) \
+	marl_lsf.algorithms marl_lsf.nets marl_lsf.envs marl_lsf.cli marl_lsf.sweep '!marl_lsf.envs._.*'
+docs: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	$(BIN)/python -m pdoc -o build/api $(API_MODULES)
+	@echo "API reference: build/api/index.html"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
