@@ -25,7 +25,6 @@ live in ``marl_lsf.team_spec`` and are re-exported here.
 from __future__ import annotations
 
 import ast
-import math
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -39,6 +38,7 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from pettingzoo import AECEnv, ParallelEnv
 
+from marl_lsf.api_checks import checked_reset, checked_step
 from marl_lsf.team_spec import (
     EPISODE_LENGTH_ATTRS,
     EnvError,
@@ -132,7 +132,7 @@ class TeamEnv(gym.Env):
         """Reset the wrapped env; returns the team observation dict and an empty info."""
         super().reset(seed=seed)
         self._t = 0
-        observations, infos = self.env.reset(seed=seed, options=options)
+        observations, infos = checked_reset(self.env.reset(seed=seed, options=options))
         self._live = list(self.env.agents)
         return self._observe(observations, infos), {}
 
@@ -141,11 +141,10 @@ class TeamEnv(gym.Env):
         if not self._live:
             raise RuntimeError("step() called on a finished episode; call reset() first")
         actions = {agent: int(action[self._slot[agent]]) for agent in self._live}
-        observations, rewards, terminations, truncations, infos = self.env.step(actions)
         self._t += 1
-        for agent, value in rewards.items():
-            if not math.isfinite(value):
-                raise EnvError(f"agent {agent!r} reward is {value} at step {self._t}")
+        observations, rewards, terminations, truncations, infos = checked_step(
+            self.env.step(actions), self._t
+        )
         reward = self._team_reward(rewards)
         self._live = list(self.env.agents)
         # Agents that terminated this step still report an observation, but their slot is empty now;

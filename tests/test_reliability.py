@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,6 +226,51 @@ def test_env_returning_nan_is_named_with_agent_and_step(field: str, value: float
     with pytest.raises(EnvError, match=message):
         model.learn(50)
     assert model.num_timesteps == 2
+
+
+class BreakApi(BaseParallelWrapper):
+    """Breaks PettingZoo's parallel API in one way (``how``) from episode step ``at`` on."""
+
+    def __init__(self, env: ParallelEnv, how: str, at: int = 2) -> None:
+        super().__init__(env)
+        self.how, self.at, self.t = how, at, 0
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> Any:
+        """Reset the wrapped env; ``how="reset_observations"`` returns the observations alone."""
+        self.t = 0
+        observations, infos = self.env.reset(seed=seed, options=options)
+        return observations if self.how == "reset_observations" else (observations, infos)
+
+    def step(self, actions: dict) -> Any:
+        """Step the wrapped env and break its return value from step ``at`` on."""
+        observations, rewards, terminations, truncations, infos = self.env.step(actions)
+        self.t += 1
+        if self.t < self.at:
+            return observations, rewards, terminations, truncations, infos
+        if self.how == "reward_array":
+            rewards = {agent: np.array([value]) for agent, value in rewards.items()}
+        if self.how == "four_values":
+            return observations, rewards, terminations, infos
+        if self.how == "infos_none":
+            infos = None
+        return observations, rewards, terminations, truncations, infos
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("reward_array", "agent 'predator_0' reward at step 2 is an array of shape (1,), expected a number"),
+        (
+            "four_values",
+            "env.step() returned a tuple of 4 values at step 2; PettingZoo's parallel API returns",
+        ),
+        ("infos_none", "env.step() returned infos as None at step 2"),
+        ("reset_observations", "env.reset() returned a dict; PettingZoo's parallel API returns the pair"),
+    ],
+)
+def test_env_api_breaches_are_named_with_the_rule_agent_and_step(how: str, message: str) -> None:
+    with pytest.raises(EnvError, match=re.escape(message)):
+        LSFSAC("MlpPolicy", BreakApi(tiny_env(), how), **MODEL_KWARGS).learn(50)
 
 
 class Poison(BaseCallback):
