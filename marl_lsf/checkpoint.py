@@ -25,6 +25,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -278,5 +279,6 @@ def _prune_log(
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w") as out:
             out.writelines(kept)
+        shutil.copymode(path, tmp)  # the log keeps its permissions (mkstemp's file is 0600)
         os.replace(tmp, path)
     return header

@@ -54,6 +54,9 @@ def save_model_file(path: str | os.PathLike[str], data: dict[str, Any], tensors:
     data = {"format_version": FORMAT_VERSION, **data}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file private (0600); a saved model gets the mode any new file gets.
+        with contextlib.suppress(AttributeError, OSError):
+            os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as raw:
             # Level 1: replay buffers compress ~20x at level 1 and ~36x at the default 6, 3.5x faster.
             with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
@@ -68,6 +71,13 @@ def save_model_file(path: str | os.PathLike[str], data: dict[str, Any], tensors:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def new_file_mode() -> int:
+    """The permission bits ``open()`` gives a new file under the process's umask (0644 under umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_dir(folder: Path) -> None:

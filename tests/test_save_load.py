@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import zipfile
 from pathlib import Path
@@ -247,3 +248,13 @@ def test_failed_write_keeps_the_previous_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip"]  # no temporary files left behind
     data, tensors = load_model_file(path)
     assert data["algorithm"] == "LSFSAC" and "module/actor" in tensors
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_files_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = save_util.save_model_file(tmp_path / "m.zip", {"algorithm": "LSFSAC"}, {})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by the team, as `open()` would make it
