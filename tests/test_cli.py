@@ -116,6 +116,18 @@ def test_resume_continues_from_the_newest_checkpoint(
     assert "is complete: 24 of 24 steps" in " ".join(capsys.readouterr().out.split())
 
 
+def test_resume_takes_a_model_zip_newer_than_the_last_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mg"
+    # Stopped at step 12 (Ctrl-C saves model.zip) after the checkpoint at step 8.
+    _train(out, "matrix_game", [], 12, "--checkpoint-freq", "8")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--timesteps", "16", "--device", "cpu", "--quiet"]) == 0
+    assert f"from {out / 'model.zip'} at 12 of 16 steps" in " ".join(capsys.readouterr().out.split())
+    assert load_model(out / "model.zip").num_timesteps == 16
+
+
 def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

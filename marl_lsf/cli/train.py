@@ -175,9 +175,12 @@ def _resume(args: argparse.Namespace) -> int:
     for name in RESUME_OVERRIDES:
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    # The newest save: a checkpoint, or model.zip when it was written later (at the end of the
+    # run, or on Ctrl-C after the last checkpoint).
     checkpoint = latest_checkpoint(out / "checkpoints", "model")
-    if checkpoint is None and (out / "model.zip").is_file():
-        checkpoint = out / "model.zip"
+    final = out / "model.zip"
+    if final.is_file() and (checkpoint is None or final.stat().st_mtime_ns > checkpoint.stat().st_mtime_ns):
+        checkpoint = final
     cls = resolve_algorithm(settings["algo"])
     factory = make_env_factory(env_name, **env_kwargs)
     total = int(settings["timesteps"])
