@@ -128,6 +128,12 @@ def test_resume_takes_a_model_zip_newer_than_the_last_checkpoint(
     assert load_model(out / "model.zip").num_timesteps == 16
 
 
+def test_a_run_shorter_than_one_episode_still_logs_a_row(tmp_path: Path) -> None:
+    out = _train(tmp_path / "pp", "predator_prey", [], 40)
+    training, _ = _logged_steps(out)
+    assert training == [40]
+
+
 def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

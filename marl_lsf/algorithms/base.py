@@ -390,11 +390,14 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
                 self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
                 self.train(self.gradient_steps * max(1, episodes // self.train_freq), self.batch_size)
                 self._check_finite(parameters=False)
+        if log_interval and self.num_timesteps > self._logged_at:
+            self.dump_logs()  # the steps since the last row (all of them in a run shorter than log_interval)
         callback.on_training_end()
         return self
 
     def _setup_learn(self, total_timesteps: int, reset_num_timesteps: bool, tb_log_name: str | None) -> int:
         self.start_time = time.time_ns()
+        self._logged_at = 0 if reset_num_timesteps else self.num_timesteps
         if not reset_num_timesteps and self._resume_rng_state is not None:
             set_global_rng_state(self._resume_rng_state)
         self._resume_rng_state = None

@@ -150,3 +150,4 @@ class RolloutCollectionMixin:
         self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(step=self.num_timesteps)
+        self._logged_at = self.num_timesteps
