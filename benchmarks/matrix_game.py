@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -182,8 +183,12 @@ def heatmap(tables: list[RunResult], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [("payoff", PAYOFF, None), *((r.config, r.joint, r.utilities) for r in tables)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
-    for ax, (title, values, utilities) in zip(axes, panels, strict=True):
+    # At most three panels a row, so the figure stays readable at the README's width.
+    n_rows = -(-len(panels) // 3)
+    fig, grid = plt.subplots(n_rows, 3, figsize=(9.6, 3.4 * n_rows), squeeze=False)
+    for ax in grid.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (title, values, utilities) in zip(grid.flat, panels, strict=False):
         ax.imshow(values, cmap="viridis", vmin=-12, vmax=8)
         for a in range(3):
             for b in range(3):
@@ -197,7 +202,7 @@ def heatmap(tables: list[RunResult], path: Path) -> None:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("agent 2 (Q2)", fontsize=8)
         ax.set_ylabel("agent 1 (Q1)", fontsize=8)
-    fig.suptitle("Q_tot over joint actions (one seed per algorithm); payoff on the left")
+    fig.suptitle("Q_tot over joint actions (seed 0 of each algorithm); the payoff first")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -258,7 +263,13 @@ def main(argv: list[str] | None = None) -> None:
         "--configs", nargs="+", default=None, help="names of the configs to run (default: all)"
     )
     parser.add_argument("--name", default="matrix_game", help="stem of the results files")
+    parser.add_argument(
+        "--redraw", action="store_true", help="only redraw NAME_qtot.png from the tables in NAME.md"
+    )
     args = parser.parse_args(argv)
+    if args.redraw:
+        heatmap(tables_from_results(args.out / f"{args.name}.md"), args.out / f"{args.name}_qtot.png")
+        return
     seeds = list(range(args.seeds))
     names = [c.name for c in CONFIGS]
     if args.configs and (unknown := sorted(set(args.configs) - set(names))):
@@ -286,6 +297,25 @@ def main(argv: list[str] | None = None) -> None:
                 EXPERIMENTS_HEADING,
             )
             heatmap([r for r in results if r.seed == seeds[0]], args.out / f"{args.name}_qtot.png")
+
+
+def tables_from_results(path: Path) -> list[RunResult]:
+    """The seed-0 ``Q1 \\ Q2`` tables of a results file written by ``report``, as runs (for ``--redraw``)."""
+    lines = path.read_text().splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if not line.startswith("| Q1 \\ Q2 |"):
+            continue
+        config = next(lines[j].strip("*") for j in range(i - 1, -1, -1) if lines[j].startswith("**"))
+        cells = [row.strip("|").split("|") for row in lines[i + 2 : i + 5]]
+        number = re.compile(r"-?[\d.]+")
+        q2 = np.array([float(number.match(c.strip()).group()) for c in line.strip("|").split("|")[1:]])
+        q1 = np.array([float(number.match(row[0].strip()).group()) for row in cells])
+        joint = np.array([[float(c) for c in row[1:]] for row in cells])
+        found.append(RunResult(config, 0, (), float("nan"), (q1, q2), joint, 0.0))
+    if not found:
+        raise SystemExit(f"{path}: no 'Q1 \\ Q2' tables to redraw")
+    return found
 
 
 def _run_job(job: tuple[Config, int]) -> RunResult:
