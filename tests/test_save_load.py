@@ -258,3 +258,36 @@ def test_saved_files_get_the_mode_of_any_new_file(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # readable by the team, as `open()` would make it
+
+
+def test_get_and_set_parameters_copy_a_trained_policy(saved: Path) -> None:
+    trained = LSFSAC.load(saved)
+    fresh = tiny_model(seed=123)
+    obs, _ = tiny_env().reset(seed=0)
+    fresh.set_parameters(trained.get_parameters())
+    assert fresh.predict(obs, deterministic=True)[0] == trained.predict(obs, deterministic=True)[0]
+    assert not torch.equal(
+        tiny_model(seed=123).actor.state_dict()["torso.net.0.weight"],
+        trained.actor.state_dict()["torso.net.0.weight"],
+    )
+    for name, state in trained.get_parameters()["actor"].items():
+        assert torch.equal(fresh.actor.state_dict()[name], state)
+    fresh.set_parameters(saved)  # a model file works too
+    with pytest.raises(ValueError, match=r"has no networks or optimizers \['policy'\]"):
+        fresh.set_parameters({"policy": {}})
+    with pytest.raises(ValueError, match="lack the networks"):
+        fresh.set_parameters({"actor": trained.actor.state_dict()})
+    fresh.set_parameters({"actor": trained.actor.state_dict()}, exact_match=False)
+    small = tiny_model(hidden_dim=8)
+    with pytest.raises(ValueError, match="parameters of actor do not fit"):
+        small.set_parameters({"actor": trained.actor.state_dict()}, exact_match=False)
+
+
+def test_set_env_continues_on_a_new_env_and_refuses_other_spaces(saved: Path) -> None:
+    model = LSFSAC.load(saved, env=tiny_env())
+    old_env = model.env
+    model.set_env(tiny_env(max_cycles=10))
+    assert model.env is not old_env
+    model.learn(8, reset_num_timesteps=False)
+    with pytest.raises(ValueError, match="the env does not match the model"):
+        model.set_env(matrix_game_v0.parallel_env())

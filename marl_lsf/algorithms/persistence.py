@@ -1,4 +1,4 @@
-"""Persistence of ``MultiAgentAlgorithm``: ``save``, ``load`` and the checks of a model file.
+"""Persistence of ``MultiAgentAlgorithm``: ``save``, ``load``, parameters, env swaps and the checks of a model file.
 
 A model file is a zip of JSON settings and tensors (``marl_lsf.save_util``); nothing in it is
 executed. ``PersistenceMixin.load`` refuses settings a file may not choose (``_LOCAL_ARGUMENTS``),
@@ -29,7 +29,7 @@ from marl_lsf.save_util import (
     save_model_file,
     set_global_rng_state,
 )
-from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamSpec
+from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamSpec, TeamVecEnv, make_team_vec_env
 
 #: Constructor arguments a model file may not set: they concern this machine and this run (where
 #: to log, how many threads and workers), so only the caller of ``load`` chooses them.
@@ -71,6 +71,10 @@ class PersistenceMixin:
     team_reward: Any
     max_episode_steps: int
     seed: int | None
+    n_envs: int
+    vectorization: str
+    env: TeamVecEnv | None
+    _last_obs: Any
     num_timesteps: int
     ep_info_buffer: deque[dict[str, float]]
     replay_buffer: EpisodeReplayBuffer
@@ -86,6 +90,82 @@ class PersistenceMixin:
         def _build_networks(self) -> None: ...
 
         def _setup_model(self) -> None: ...
+
+    def get_parameters(self) -> dict[str, dict[str, Any]]:
+        """The networks' and optimizers' state dicts by name, as Stable-Baselines3's ``get_parameters``
+        (``{"actor": {...}, "critics": {...}, "critic_optimizer": {...}, ...}``); see ``set_parameters``."""
+        params = {name: getattr(self, name).state_dict() for name in self._saved_modules}
+        for name in self._saved_optimizers:
+            if (optimizer := getattr(self, name)) is not None:
+                params[name] = optimizer.state_dict()
+        return params
+
+    def set_parameters(
+        self, load_path_or_dict: str | Path | Mapping[str, Any], exact_match: bool = True
+    ) -> None:
+        """Load networks (and optimizers) from ``get_parameters()`` output or a saved model file.
+
+        As Stable-Baselines3's ``set_parameters``: with ``exact_match`` every network of this model
+        must be given; without, the ones given are loaded. Settings, counters and the replay buffer
+        are left as they are (``load`` restores those).
+
+        Raises:
+            ValueError: a network or optimizer name this model does not have, a missing network
+                (with ``exact_match``) or tensors whose shapes do not fit, naming it.
+        """
+        if isinstance(load_path_or_dict, Mapping):
+            params = dict(load_path_or_dict)
+        else:
+            _, tensors = load_model_file(load_path_or_dict, self.device)
+            params = {
+                key.split("/", 1)[1]: value
+                for key, value in tensors.items()
+                if key.startswith(("module/", "optim/"))
+            }
+        known = (*self._saved_modules, *self._saved_optimizers)
+        if unknown := sorted(set(params) - set(known)):
+            raise ValueError(
+                f"{type(self).__name__} has no networks or optimizers {unknown}; it has {list(known)}"
+            )
+        if exact_match and (missing := [name for name in self._saved_modules if name not in params]):
+            raise ValueError(
+                f"parameters lack the networks {missing} (pass exact_match=False to load a part)"
+            )
+        for name, state in params.items():
+            target = getattr(self, name)
+            if target is None:
+                raise ValueError(f"{name} is not used by this {type(self).__name__}'s settings")
+            try:
+                target.load_state_dict(state)
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"parameters of {name} do not fit: {' '.join(str(exc).split())}") from exc
+
+    def set_env(self, env: ParallelEnv | EnvFactory | TeamVecEnv) -> None:
+        """Continue on another env with the same agents and spaces (Stable-Baselines3's ``set_env``).
+
+        A ``ParallelEnv`` or factory gets the model's ``n_envs`` copies; the next ``learn`` starts
+        new episodes on it (the replay buffer is kept). The previous env is closed.
+
+        Raises:
+            ValueError: the env's agents or spaces differ from the model's, or a ``TeamVecEnv`` has
+                another number of copies than the model's ``n_envs``.
+        """
+        vec_env = (
+            env
+            if isinstance(env, TeamVecEnv)
+            else make_team_vec_env(env, self.n_envs, self.vectorization, self.team_reward)
+        )
+        problem = self.spec.mismatch(vec_env.spec)
+        if problem is None and vec_env.num_envs != self.n_envs:
+            problem = f"{vec_env.num_envs} env copies, the model was built for n_envs={self.n_envs}"
+        if problem is not None:
+            if vec_env is not env:
+                vec_env.close()
+            raise ValueError(f"the env does not match the model ({problem})")
+        if self.env is not None and self.env is not vec_env:
+            self.env.close()
+        self.env = vec_env
+        self._last_obs = None
 
     def save(self, path: str | Path, include_optimizers: bool = True, include_buffer: bool = False) -> Path:
         """Save the model as a zip of JSON settings and tensors (no pickled objects), atomically.
