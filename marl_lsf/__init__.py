@@ -11,6 +11,7 @@ from marl_lsf.algorithms import (
     VDN,
     WQMIX,
     MultiAgentAlgorithm,
+    load_model,
 )
 from marl_lsf.analysis import UtilityTables, utility_tables
 from marl_lsf.evaluation import EvaluationResult, evaluate_policy, evaluate_random_policy
@@ -33,5 +34,6 @@ __all__ = [
     "__version__",
     "evaluate_policy",
     "evaluate_random_policy",
+    "load_model",
     "utility_tables",
 ]

@@ -39,6 +39,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from pettingzoo import AECEnv, ParallelEnv
 
 from marl_lsf.api_checks import checked_reset, checked_step
+from marl_lsf.env_registry import make_env_factory
 from marl_lsf.team_spec import (
     EPISODE_LENGTH_ATTRS,
     EnvError,
@@ -298,8 +299,11 @@ class _TeamEnvFactory:
         return TeamEnv(self.factory(), self.team_reward)
 
 
-def as_factory(env: ParallelEnv | EnvFactory) -> tuple[EnvFactory | None, ParallelEnv]:
-    """Split ``env`` (an instance or a zero-argument factory) into ``(factory or None, instance)``."""
+def as_factory(env: ParallelEnv | EnvFactory | str) -> tuple[EnvFactory | None, ParallelEnv]:
+    """Split ``env`` (an instance, a zero-argument factory or a registered name such as
+    ``"predator_prey"``) into ``(factory or None, instance)``."""
+    if isinstance(env, str):
+        env = make_env_factory(env)
     if isinstance(env, ParallelEnv | AECEnv) or hasattr(env, "possible_agents"):
         return None, as_parallel_env(env)
     if callable(env):
@@ -312,7 +316,7 @@ VECTORIZATIONS = ("auto", "sync", "async", "workers")
 
 
 def make_team_vec_env(
-    env: ParallelEnv | EnvFactory,
+    env: ParallelEnv | EnvFactory | str,
     n_envs: int = 1,
     vectorization: str = "auto",
     team_reward: TeamReward = "mean",

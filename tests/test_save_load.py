@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import marl_lsf
 from marl_lsf import LSFSAC, save_util
 from marl_lsf.envs import matrix_game_v0, predator_prey_v0
 from marl_lsf.save_util import ModelFileError, load_model_file
@@ -291,3 +292,19 @@ def test_set_env_continues_on_a_new_env_and_refuses_other_spaces(saved: Path) ->
     model.learn(8, reset_num_timesteps=False)
     with pytest.raises(ValueError, match="the env does not match the model"):
         model.set_env(matrix_game_v0.parallel_env())
+
+
+def test_load_model_reads_the_algorithm_from_the_file(tmp_path: Path) -> None:
+    qmix = marl_lsf.QMIX("MlpPolicy", "matrix_game", hidden_dim=8)  # env names work as on the command line
+    loaded = marl_lsf.load_model(qmix.save(tmp_path / "qmix"), env="matrix_game")
+    assert type(loaded) is marl_lsf.QMIX and loaded.env is not None
+    with pytest.raises(ModelFileError, match="holds a 'PPO' model"):
+        marl_lsf.load_model(
+            rewrite(
+                tmp_path / "qmix.zip",
+                tmp_path / "ppo.zip",
+                data={**saved_data(tmp_path / "qmix.zip"), "algorithm": "PPO"},
+            )
+        )
+    with pytest.raises(ValueError, match="unknown environment 'nope'"):
+        marl_lsf.QMIX("MlpPolicy", "nope")

@@ -82,7 +82,8 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
     Args:
         policy: ``"MlpPolicy"`` (feed-forward on the current observation) or ``"RnnPolicy"``
             (GRU over the episode, trained with full-episode back-propagation).
-        env: a PettingZoo ``ParallelEnv`` or a zero-argument factory of one; None only when
+        env: a PettingZoo ``ParallelEnv``, a zero-argument factory of one, or a name as
+            ``marl-lsf train --env`` takes it (``"predator_prey"``, ``"smax:3m"``); None only when
             loading a model for prediction.
         learning_rate: Adam learning rate, a float or a schedule of the remaining progress.
         buffer_size: replay capacity in episodes (pymarl's convention), not steps as in SB3; a
@@ -127,7 +128,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
     def __init__(
         self,
         policy: str,
-        env: ParallelEnv | EnvFactory | None,
+        env: ParallelEnv | EnvFactory | str | None,
         learning_rate: float | Schedule = 5e-4,
         buffer_size: int = 5000,
         learning_starts: int = 0,

@@ -15,10 +15,11 @@ from typing import Any
 
 from rich.console import Console
 
-from marl_lsf.algorithms import ALGORITHMS, MultiAgentAlgorithm, algorithm_class
+from marl_lsf.algorithms import MultiAgentAlgorithm, algorithm_class
+from marl_lsf.algorithms import load_model as load_any_model
 from marl_lsf.algorithms.utils import resolve_device
 from marl_lsf.env_registry import EnvFactory, is_registered, make_env_factory
-from marl_lsf.save_util import load_model_file, model_path
+from marl_lsf.save_util import model_path
 
 RUN_SETTINGS = "run.json"
 EXIT_USAGE = 2
@@ -108,16 +109,11 @@ def resolve_algorithm(name: str) -> type[MultiAgentAlgorithm]:
 
 
 def load_model(path: str | Path, device: str = "auto") -> MultiAgentAlgorithm:
-    """Load a saved model of any marl-lsf algorithm (the file says which)."""
+    """Load a saved model of any marl-lsf algorithm (``marl_lsf.load_model``) for a subcommand."""
     path = Path(path)
     if not path.is_file() and not model_path(path).is_file():
         raise CliError(f"no model file at {path}")
-    data, _ = load_model_file(path)
-    name = data.get("algorithm")
-    cls = {algo.__name__: algo for algo in ALGORITHMS.values()}.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise CliError(f"{path} holds a {name!r} model, which this marl_lsf installation does not provide")
-    return cls.load(path, device=device)
+    return load_any_model(path, device=device)
 
 
 def read_run_settings(path: Path) -> dict[str, Any]:
