@@ -21,7 +21,8 @@ class EvalCallback(BaseCallback):
     the env reports wins) with ``time/total_timesteps`` and dumps the logger at the current step, so
     every evaluation is a row of ``progress.csv`` (as with Stable-Baselines3's ``EvalCallback``).
     Every result is kept in ``self.history`` as ``(num_timesteps, EvaluationResult)``, and the best
-    model so far is saved as ``best_model.zip`` in ``best_model_save_path``.
+    model so far is saved as ``best_model.zip`` in ``best_model_save_path`` (from the evaluations
+    after training has started: the one at step 0 is of the untrained model).
 
     The evaluation env computes the team reward as the training env does (the model's
     ``team_reward``). An env built here from a factory is closed when training ends (and built
@@ -107,7 +108,8 @@ class EvalCallback(BaseCallback):
         self.logger.dump(self.num_timesteps)
         if self.verbose >= 1:
             print(f"eval at {self.num_timesteps} steps: {result!r}")
-        if result.mean_return > self.best_mean_return:
+        # The evaluation before any training step is a reference row, not a candidate best model.
+        if self.num_timesteps > 0 and result.mean_return > self.best_mean_return:
             self.best_mean_return = result.mean_return
             if self.best_model_save_path is not None:
                 self.best_model_save_path.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from torch import nn
 
-from marl_lsf import LSFSAC, evaluate_policy
+from marl_lsf import LSFSAC, QMIX, EvaluationResult, evaluate_policy
+from marl_lsf.callbacks import EvalCallback
 from marl_lsf.envs import matrix_game_v0, predator_prey_v0
 from marl_lsf.nets import LatentCritic
 from marl_lsf.team_env import EnvError
@@ -379,3 +382,22 @@ def test_temperature_has_its_own_learning_rate() -> None:
     assert model.ent_coef_optimizer.param_groups[0]["lr"] == 0.01
     assert model.critic_optimizer.param_groups[0]["lr"] == model.actor_optimizer.param_groups[0]["lr"] == 5e-4
     assert model._params()["ent_coef_learning_rate"] == 0.01
+
+
+def test_best_model_comes_from_a_trained_evaluation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The evaluation at step 0 is of the untrained model: best_model.zip comes from a later one,
+    # even when the untrained team scored higher (here 10 at step 0, then 1 and 2).
+    scores = iter([10.0, 1.0, 2.0])
+    monkeypatch.setattr(
+        "marl_lsf.callbacks.evaluate_policy", lambda *_, **__: EvaluationResult([next(scores)], [1], [])
+    )
+    model = QMIX("MlpPolicy", matrix_game_v0.parallel_env(), hidden_dim=8, batch_size=4, seed=0)
+    evaluation = EvalCallback(matrix_game_v0.parallel_env, 8, 2, best_model_save_path=tmp_path, seed=0)
+    model.learn(16, callback=evaluation)
+    assert [(step, result.mean_return) for step, result in evaluation.history] == [
+        (0, 10.0),
+        (8, 1.0),
+        (16, 2.0),
+    ]
+    assert QMIX.load(tmp_path / "best_model.zip").num_timesteps == 16
+    assert evaluation.best_mean_return == 2.0
