@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from runs import RESULTS, command, machine
+from runs import RESULTS, command, machine, write_keeping_section
 
 from marl_lsf import LSFSAC
 from marl_lsf.env_registry import make_env_factory
@@ -73,6 +73,15 @@ def diagnose(model: LSFSAC, env: str, episodes: int, seed: int) -> dict[str, Any
     }
 
 
+def model_spec(spec: str) -> tuple[str, str]:
+    """``(label, path)`` of a ``LABEL=PATH`` entry, split at the ``=`` after which an existing file
+    is named (labels and saved models' names may both contain ``=``)."""
+    for i, char in enumerate(spec):
+        if char == "=" and Path(spec[i + 1 :]).is_file():
+            return spec[:i], spec[i + 1 :]
+    raise SystemExit(f"--models entries are LABEL=PATH of an existing model file, got {spec!r}")
+
+
 def main() -> None:
     """Command line: one table row per saved model."""
     parser = argparse.ArgumentParser(
@@ -102,9 +111,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|" + "---:|" * len(PROBE_ALPHAS) + "---|---:|---:|",
     ]
     for spec in args.models:
-        label, _, path = spec.partition("=")
-        if not path:
-            raise SystemExit(f"--models entries are LABEL=PATH, got {spec!r}")
+        label, path = model_spec(spec)
         found = diagnose(LSFSAC.load(path, device="cpu"), args.env, args.episodes, args.seed)
         labels = list(found["label_entropy"].values())
         lines.append(
@@ -116,7 +123,7 @@ def main() -> None:
         print(lines[-1], flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    write_keeping_section(out / f"{args.name}.md", "\n".join(lines) + "\n\n", "## Reading")
 
 
 if __name__ == "__main__":
