@@ -251,7 +251,8 @@ class EpisodeReplayBuffer:
         stored = len(self)
         horizon = int(self.lengths[:stored].max()) if stored else 0
         data: dict[str, Any] = {
-            key: torch.from_numpy(value[:stored, : horizon + 1].copy()) for key, value in self.storage.items()
+            key: torch.from_numpy(value[:stored, : horizon + (key in _STEP_FIELDS)].copy())
+            for key, value in self.storage.items()
         }
         data.update(
             lengths=torch.from_numpy(self.lengths[:stored].copy()),
@@ -262,28 +263,101 @@ class EpisodeReplayBuffer:
         return data
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
-        """Restore episodes saved by ``state_dict``."""
+        """Restore episodes saved by ``state_dict``.
+
+        Raises:
+            ValueError: the saved state is not one ``state_dict`` of a buffer of this team could
+                write (see ``check_state_dict``); nothing is changed then.
+        """
+        self.check_state_dict(data)
         lengths = data["lengths"].numpy()
         stored = lengths.size
-        if stored > self.capacity:
-            raise ValueError(
-                f"saved buffer holds {stored} episodes, more than this buffer's capacity {self.capacity}"
-            )
         while stored and int(lengths.max()) > self.max_steps:
             self._grow()
         if self._float_dtype is np.float16 and any(
             data[key].dtype != torch.float16 for key in ("obs", "state")
         ):
             self._widen()
+        horizon = data["obs"].shape[1] - 1
         for key in self.storage:
-            value = data[key].numpy()
-            self.storage[key][:stored, : value.shape[1]] = value
+            steps = horizon + (key in _STEP_FIELDS)  # files before 0.3 kept one padding step more
+            self.storage[key][:stored, :steps] = data[key][:, :steps].numpy()
         self.lengths[:stored] = lengths
         self.pos, self.full, self.episodes_added = (
             int(data["pos"]),
             bool(data["full"]),
             int(data["episodes_added"]),
         )
+
+    def check_state_dict(self, data: Any) -> None:
+        """Raise ``ValueError`` naming the field when ``data`` is not a state this buffer can restore.
+
+        Checks what a crafted or damaged checkpoint could get wrong and the first training update
+        would not catch: every field present with this team's shape and a fitting dtype, episode
+        lengths in ``1..horizon``, actions in ``0..n_actions-1``, masks of 0 and 1, and a ring
+        position, ``full`` flag and episode count that agree with the number of stored episodes.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"saved buffer must be a dict of tensors, got {type(data).__name__}")
+        lengths = data.get("lengths")
+        if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.is_floating_point():
+            raise ValueError("saved buffer field 'lengths' must be a 1-D integer tensor")
+        stored = lengths.numel()
+        if stored > self.capacity:
+            raise ValueError(
+                f"saved buffer holds {stored} episodes, more than this buffer's capacity {self.capacity}"
+            )
+        obs = data.get("obs")
+        horizon = obs.shape[1] - 1 if isinstance(obs, torch.Tensor) and obs.dim() == 4 else 0
+        n, o, a, s = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions, self.spec.state_dim
+        fields = {
+            "obs": (n, o),
+            "state": (s,),
+            "avail": (n, a),
+            "alive": (n,),
+            "actions": (n,),
+            "reward": (),
+            "terminated": (),
+        }
+        for key, trailing in fields.items():
+            value = data.get(key)
+            steps = (horizon + 1,) if key in _STEP_FIELDS else (horizon, horizon + 1)
+            shapes = [(stored, t, *trailing) for t in steps]
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) not in shapes:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"saved buffer field {key!r} must have shape {shapes[0]}, got {got}")
+            floating = key in ("obs", "state", "reward", "terminated")
+            if value.is_floating_point() != floating or value.is_complex():
+                kind = "floating-point" if floating else "integer or bool"
+                raise ValueError(f"saved buffer field {key!r} must be {kind}, got {value.dtype}")
+        actions = data["actions"]
+        if stored and not bool(((lengths >= 1) & (lengths <= horizon)).all()):
+            raise ValueError(
+                f"saved buffer episode lengths must lie in 1..{horizon}, got {lengths.tolist()[:8]}"
+            )
+        if stored and not bool(((actions >= 0) & (actions < a)).all()):
+            raise ValueError(f"saved buffer actions must lie in 0..{a - 1}")
+        for key in ("avail", "alive", "terminated"):
+            value = data[key]
+            if not bool(((value == 0) | (value == 1)).all()):
+                raise ValueError(f"saved buffer field {key!r} must hold only 0 and 1")
+        counters = {key: data.get(key) for key in ("pos", "full", "episodes_added")}
+        for key, value in counters.items():
+            if not isinstance(value, int) or (key != "full" and isinstance(value, bool)) or value < 0:
+                raise ValueError(
+                    f"saved buffer field {key!r} must be a non-negative whole number, got {value!r}"
+                )
+        pos, full, added = counters["pos"], bool(counters["full"]), counters["episodes_added"]
+        if (
+            full != (stored == self.capacity and added >= self.capacity)
+            or not 0 <= pos < self.capacity
+            or (not full and pos != stored)
+            or added < stored
+        ):
+            raise ValueError(
+                f"saved buffer position {pos}, full={full} and episodes_added={added} do not fit "
+                f"{stored} stored episodes in a capacity of {self.capacity}"
+            )
 
 
 def _exact_in_half(values: np.ndarray) -> bool:

@@ -37,6 +37,7 @@ from stable_baselines3.common.logger import (
     JSONOutputFormat,
     KVWriter,
     Logger,
+    TensorBoardOutputFormat,
     make_output_format,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "AppendingCSVOutputFormat",
     "AppendingJSONOutputFormat",
     "CheckpointCallback",
+    "ResumingTensorBoardOutputFormat",
     "NonFiniteError",
     "checkpoint_step",
     "configure_logger",
@@ -196,6 +198,24 @@ class AppendingJSONOutputFormat(JSONOutputFormat):
         self.file = open(path, "a")  # noqa: SIM115 - closed by close()
 
 
+class ResumingTensorBoardOutputFormat(TensorBoardOutputFormat):
+    """Stable-Baselines3's TensorBoard writer that, on a resume, hides the events logged after the checkpoint.
+
+    The writer opens with torch's ``SummaryWriter(purge_step=resume_step + 1)``: it records a
+    session start at that step, and TensorBoard then discards the earlier event files' points at
+    or after it, so the curves show each step once instead of the killed attempt's steps twice.
+    ``resume_step=-1`` hides every earlier point (a run started again from step 0).
+    """
+
+    def __init__(self, folder: str, resume_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(
+            log_dir=folder, purge_step=None if resume_step is None else resume_step + 1
+        )
+        self._is_closed = False
+
+
 def configure_logger(
     folder: str | os.PathLike[str],
     format_strings: Sequence[str] = ("stdout", "csv"),
@@ -206,8 +226,9 @@ def configure_logger(
     Like ``stable_baselines3.common.logger.configure``, but ``csv`` (``progress.csv``), ``json``
     (``progress.json``) and ``log`` (``log.txt``) append to what is there instead of truncating
     it. Pass ``resume_step=model.num_timesteps`` when resuming from a checkpoint: CSV and JSON rows
-    logged after that step are removed first. ``log.txt`` is only appended to. Use it with
-    ``model.set_logger(...)``.
+    logged after that step are removed first, and TensorBoard is told to hide its points after that
+    step (``ResumingTensorBoardOutputFormat``); ``resume_step=-1`` drops them all (a run that starts
+    again). ``log.txt`` is only appended to. Use it with ``model.set_logger(...)``.
 
     Args:
         folder: the log folder (created if needed).
@@ -226,6 +247,8 @@ def configure_logger(
             human = HumanOutputFormat(open(folder / "log.txt", "a"))  # noqa: SIM115 - closed by close()
             human.own_file = True
             outputs.append(human)
+        elif fmt == "tensorboard":
+            outputs.append(ResumingTensorBoardOutputFormat(str(folder), resume_step))
         else:
             outputs.append(make_output_format(fmt, str(folder)))
     return Logger(folder=str(folder), output_formats=outputs)

@@ -320,10 +320,13 @@ class PersistenceMixin:
                 optimizer = getattr(model, name)
                 if optimizer is not None and f"optim/{name}" in tensors:
                     optimizer.load_state_dict(tensors[f"optim/{name}"])
+                    _check_optimizer_state(optimizer, f"optim/{name}", path)
             for name in model._saved_tensors:
                 getattr(model, name).data.copy_(tensors[f"tensor/{name}"])
             if "buffer" in tensors:
                 model.replay_buffer.load_state_dict(tensors["buffer"])
+        except ModelFileError:
+            raise
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
             raise ModelFileError(f"{path}: saved state does not fit this {cls.__name__} ({exc!r})") from exc
         model.num_timesteps = counters["num_timesteps"]
@@ -388,6 +391,55 @@ def _short(value: Any) -> str:
     """``repr(value)``, cut to a length that fits an error line."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+#: Adam's per-group settings a loaded optimizer state must hold as finite non-negative numbers.
+_OPTIMIZER_NUMBERS = ("lr", "eps", "weight_decay")
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, name: str, path: str | Path) -> None:
+    """Refuse a loaded optimizer state that would fail, or train on garbage, at the first update.
+
+    ``Optimizer.load_state_dict`` checks only the number of parameters per group; this checks that
+    every per-parameter state tensor (Adam's moments) has its parameter's shape, that step counts
+    are finite and non-negative, and that the groups' learning rate, ``eps``, ``weight_decay`` and
+    ``betas`` are numbers in range. Raises ``ModelFileError`` naming the field.
+    """
+    for g, group in enumerate(optimizer.param_groups):
+        for key in _OPTIMIZER_NUMBERS:
+            value = group.get(key, 0.0)
+            value = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise ModelFileError(
+                    f"{path}: {name} param_groups/{g}/{key} must be a finite number >= 0, got {_short(value)}"
+                )
+        betas = group.get("betas", (0.0, 0.0))
+        if not (
+            isinstance(betas, tuple | list)
+            and len(betas) == 2
+            and all(isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+        ):
+            raise ModelFileError(
+                f"{path}: {name} param_groups/{g}/betas must be two numbers in [0, 1), got {_short(betas)}"
+            )
+        for i, param in enumerate(group["params"]):
+            for key, value in optimizer.state.get(param, {}).items():
+                if key == "step":
+                    step = float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+                    if (
+                        isinstance(step, bool)
+                        or not isinstance(step, int | float)
+                        or not 0 <= step < math.inf
+                    ):
+                        raise ModelFileError(
+                            f"{path}: {name} state of parameter {i} (group {g}) has step {_short(step)}, "
+                            "not a finite number >= 0"
+                        )
+                elif isinstance(value, torch.Tensor) and value.shape != param.shape:
+                    raise ModelFileError(
+                        f"{path}: {name} state {key} of parameter {i} (group {g}) has shape "
+                        f"{tuple(value.shape)}, its parameter {tuple(param.shape)}"
+                    )
 
 
 def _checked_params(cls: type, params: Mapping[str, Any], path: str | Path) -> dict[str, Any]:

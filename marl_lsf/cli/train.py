@@ -193,7 +193,8 @@ def _resume(args: argparse.Namespace) -> int:
         seed = settings.get("seed", TRAIN_DEFAULTS["seed"])
         model = _new_model(cls, factory, policy, settings.get("n_envs", 1), seed, args.device, algo_kwargs)
         (out / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
-        configure_logger(out, ["csv"], resume_step=-1).close()  # drops every row the killed attempt logged
+        # Drops every row (and hides every TensorBoard point) the killed attempt logged.
+        configure_logger(out, [f for f in _log_formats(args) if f != "stdout"], resume_step=-1).close()
         console.print(
             f"{escape(str(out))} stopped before its first checkpoint (no checkpoints/model_*_steps.zip, no "
             f"model.zip): starting [bold]{cls.__name__}[/] again from step 0 with its {RUN_SETTINGS}",
@@ -226,6 +227,14 @@ def _best_logged_return(progress: Path) -> float:
     return max((float(value) for value in values if value), default=float("-inf"))
 
 
+def _log_formats(args: argparse.Namespace) -> list[str]:
+    """The logger's formats: CSV, the terminal unless ``--quiet``, TensorBoard when it is installed."""
+    formats = ["csv"] + ([] if args.quiet else ["stdout"])
+    if importlib.util.find_spec("tensorboard") is not None:
+        formats.append("tensorboard")
+    return formats
+
+
 def _learn(
     model: MultiAgentAlgorithm,
     factory: EnvFactory,
@@ -235,11 +244,8 @@ def _learn(
     resume_step: int | None,
 ) -> int:
     """Train ``model`` up to ``settings["timesteps"]`` steps, logging into ``out``; save and summarize."""
-    formats = ["csv"] + ([] if args.quiet else ["stdout"])
-    if importlib.util.find_spec("tensorboard") is not None:
-        formats.append("tensorboard")
     # A resumed run drops the log rows written after its checkpoint, then appends.
-    model.set_logger(configure_logger(out, formats, resume_step=resume_step))
+    model.set_logger(configure_logger(out, _log_formats(args), resume_step=resume_step))
     callbacks: list[BaseCallback] = []
     evaluator = None
     eval_freq = int(settings.get("eval_freq") or 0)
