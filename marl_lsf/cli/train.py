@@ -38,6 +38,7 @@ from marl_lsf.cli.common import (
     run_env,
 )
 from marl_lsf.cli.options import add_env_options, add_subparser, add_trust_option
+from marl_lsf.cli.train_config import apply_config
 from marl_lsf.env_registry import EnvFactory, make_env_factory
 from marl_lsf.presets import preset
 
@@ -69,9 +70,12 @@ def _option(name: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     """``marl-lsf train``: train an algorithm and write a run folder, or continue one (``--resume``)."""
     if args.resume is not None:
+        if args.config is not None:
+            raise CliError(f"--resume takes the run's settings from its {RUN_SETTINGS}; drop --config")
         return _resume(args)
+    apply_config(args)
     if args.env is None:
-        raise CliError("train needs --env NAME (or --resume DIR to continue a run)")
+        raise CliError("train needs --env NAME, or a --config file that names one (or --resume DIR)")
     preset_kwargs = _preset(args)
     for name, default in TRAIN_DEFAULTS.items():
         if getattr(args, name) is None:
@@ -319,6 +323,12 @@ def add_train_parser(sub: Any) -> None:
         "--checkpoint-freq may change too; --env may only repeat the run's env",
     )
     add_trust_option(train)
+    train.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML or JSON file of these options by name (algo, env, env_kwargs, timesteps, preset, "
+        "algo_kwargs, ...; a run.json works too); options given here override it, kwargs merge key by key",
+    )
     train.add_argument(
         "--algo", help=f"algorithm: {', '.join(ALGORITHMS)} (default: {TRAIN_DEFAULTS['algo']})"
     )

@@ -1,0 +1,160 @@
+"""``marl-lsf train --config FILE``: a run's settings from a YAML (or JSON) file, as RL Baselines3 Zoo's.
+
+The file holds ``train``'s options by their long names without dashes; every option given on the
+command line overrides the file, and ``env_kwargs``/``algo_kwargs`` are merged key by key (the
+command line's keys win)::
+
+    # examples/configs/predator_prey_lsfsac.yaml
+    algo: lsfsac
+    env: predator_prey
+    preset: true
+    timesteps: 1e6
+    algo_kwargs: {latent_dim: 1}
+
+A run folder's ``run.json`` is such a file too (JSON is YAML), so ``--config runs/x/run.json --out
+runs/y`` trains the same settings again; its record-only keys (``hyperparameters``,
+``marl_lsf_version``) are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from marl_lsf.cli.common import CliError, parse_timesteps, positive
+
+#: Largest config file read; a settings file is a few hundred bytes.
+MAX_CONFIG_BYTES = 2**20
+#: Most values (mapping entries and list items, nested) a config may hold; YAML aliases can make
+#: a small file expand to billions of them when written out to run.json.
+MAX_CONFIG_VALUES = 10_000
+#: Keys of run.json that record a run and do not choose anything.
+RECORD_ONLY = ("hyperparameters", "marl_lsf_version")
+POLICIES = ("MlpPolicy", "RnnPolicy")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _whole(parse: Any) -> Any:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return int(parse(str(value)))
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    return convert
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return value
+
+
+def _policy(value: Any) -> str:
+    if value not in POLICIES:
+        raise ValueError(f"expected one of {', '.join(POLICIES)}, got {value!r}")
+    return str(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _kwargs(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"expected a mapping of argument names to values, got {value!r}")
+    return dict(value)
+
+
+#: ``train`` options a config may set, with the check and conversion of each value.
+CONFIG_KEYS: dict[str, Any] = {
+    "algo": _text,
+    "env": _text,
+    "env_kwargs": _kwargs,
+    "policy": _policy,
+    "timesteps": _whole(parse_timesteps),
+    "seed": _seed,
+    "out": _text,
+    "n_envs": _whole(positive(int)),
+    "eval_freq": _whole(parse_timesteps),
+    "eval_episodes": _whole(positive(int)),
+    "checkpoint_freq": _whole(parse_timesteps),
+    "preset": _flag,
+    "algo_kwargs": _kwargs,
+}
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The checked settings of the config file ``path``; ``CliError`` naming the file and key otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CliError(f"--config: no file at {path}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CliError(
+            f"--config: {path} is over {MAX_CONFIG_BYTES:,} bytes; a settings file is much smaller"
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CliError(f"--config: {path} is not valid YAML or JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, Mapping):
+        raise CliError(f"--config: {path} must hold a mapping of train options, got {type(data).__name__}")
+    _count_values(data, path)
+    unknown = sorted(str(key) for key in data if key not in CONFIG_KEYS and key not in RECORD_ONLY)
+    if unknown:
+        raise CliError(f"--config: {path} has unknown keys {unknown}; it may set {', '.join(CONFIG_KEYS)}")
+    settings: dict[str, Any] = {}
+    for key, check in CONFIG_KEYS.items():
+        if key in data:
+            try:
+                settings[key] = check(data[key])
+            except ValueError as exc:
+                raise CliError(f"--config: {path}: {key}: {exc}") from None
+    return settings
+
+
+def _count_values(data: Any, path: Path) -> None:
+    """Refuse a config whose nested values (aliases expanded) number more than ``MAX_CONFIG_VALUES``."""
+    count, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise CliError(
+                f"--config: {path} holds over {MAX_CONFIG_VALUES:,} values (YAML aliases expanded)"
+            )
+        if isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def apply_config(args: argparse.Namespace) -> None:
+    """Fill ``train``'s options that the command line left unset from ``args.config`` (if given).
+
+    ``env_kwargs``/``algo_kwargs`` from the file go first in their option's list, so the command
+    line's ``key=value`` pairs override them key by key.
+    """
+    if args.config is None:
+        return
+    for key, value in read_config(args.config).items():
+        if key in ("env_kwargs", "algo_kwargs"):
+            setattr(args, key, [json.dumps(value), *(getattr(args, key) or [])])
+        elif getattr(args, key) is None:
+            setattr(args, key, value)
