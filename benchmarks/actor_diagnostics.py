@@ -7,7 +7,10 @@ For every saved model (``predator_prey.py curve --save-models``) it plays ``--ep
 test episodes and reads, at every step of every agent with more than one available action: the
 actor's entropy; the entropy of the Boltzmann policy softmax(Q_i / alpha) that the forward-KL
 actor is trained to match (at the model's learned alpha and at smaller ones); the gap between the
-critic's best and second-best Q_i; and how often argmax pi differs from argmax Q_i. A flat
+critic's best and second-best Q_i; how often argmax pi differs from argmax Q_i; and the test return
+of a team that acts by argmax Q_i instead (the critic's own greedy policy, whose messages carry
+every agent's observation, so it is not decentralized: an upper bound of what distilling the
+critic into the actor can give, on the same episode seeds). A flat
 Boltzmann policy (small Q gaps against alpha) leaves the actor nearly uniform, and its greedy
 action then rests on logit differences of a few hundredths.
 """
@@ -24,8 +27,9 @@ from runs import RESULTS, command, machine, write_keeping_section
 
 from marl_lsf import LSFSAC
 from marl_lsf.env_registry import make_env_factory
-from marl_lsf.evaluation import evaluate_policy
-from marl_lsf.nets.agents import masked_log_softmax
+from marl_lsf.evaluation import evaluate_policy, run_episodes
+from marl_lsf.nets.agents import masked_argmax, masked_log_softmax
+from marl_lsf.team_env import TeamObs, make_team_vec_env
 
 #: Temperatures at which the Boltzmann policy's entropy is also reported.
 PROBE_ALPHAS = (0.005, 0.002)
@@ -73,6 +77,25 @@ def diagnose(model: LSFSAC, env: str, episodes: int, seed: int) -> dict[str, Any
     }
 
 
+def critic_greedy_return(model: LSFSAC, env: str, episodes: int, seed: int) -> float:
+    """Mean test return of ``model``'s team acting by argmax of its first critic's Q_i (message means)."""
+    vec_env = make_team_vec_env(make_env_factory(env), 1, "auto", model.team_reward)
+    n, a = model.spec.n_agents, model.spec.n_actions
+    last = torch.zeros(vec_env.num_envs, 1, n, a)
+    ids = torch.eye(n).expand(vec_env.num_envs, 1, n, n)
+
+    def policy(obs: TeamObs, done: np.ndarray) -> np.ndarray:
+        last[torch.as_tensor(done)] = 0.0
+        x = torch.as_tensor(obs.obs, dtype=torch.float32)[:, None]
+        with torch.no_grad():
+            q = model.critics[0](torch.cat([x, last, ids], dim=-1), sample=False, decode=False)[0]
+        actions = masked_argmax(q[:, 0], torch.as_tensor(obs.avail, dtype=torch.bool))
+        last.copy_(torch.nn.functional.one_hot(actions, a).float()[:, None])
+        return actions.numpy()
+
+    return run_episodes(vec_env, policy, episodes, seed).mean_return
+
+
 def model_spec(spec: str) -> tuple[str, str]:
     """``(label, path)`` of a ``LABEL=PATH`` entry, split at the ``=`` after which an existing file
     is named (labels and saved models' names may both contain ``=``)."""
@@ -106,16 +129,18 @@ def main() -> None:
         "for the usual five); the Boltzmann policy is softmax(Q_i / alpha) over the available "
         "actions, the forward-KL actor's target.",
         "",
-        f"| model | test return | learned alpha | actor entropy | Boltzmann entropy at learned alpha | {probes} "
+        f"| model | test return | return acting argmax Q_i | learned alpha | actor entropy | Boltzmann entropy at learned alpha | {probes} "
         "| Q gap best - 2nd (quartiles) | argmax pi != argmax Q | agent-steps |",
-        "|---|---:|---:|---:|---:|" + "---:|" * len(PROBE_ALPHAS) + "---|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(PROBE_ALPHAS) + "---|---:|---:|",
     ]
     for spec in args.models:
         label, path = model_spec(spec)
-        found = diagnose(LSFSAC.load(path, device="cpu"), args.env, args.episodes, args.seed)
+        model = LSFSAC.load(path, device="cpu")
+        found = diagnose(model, args.env, args.episodes, args.seed)
+        critic_return = critic_greedy_return(model, args.env, args.episodes, args.seed)
         labels = list(found["label_entropy"].values())
         lines.append(
-            f"| {label} | {found['return']:.1f} | {found['alpha']:.4f} | {found['pi_entropy']:.2f} | "
+            f"| {label} | {found['return']:.1f} | {critic_return:.1f} | {found['alpha']:.4f} | {found['pi_entropy']:.2f} | "
             + " | ".join(f"{value:.2f}" for value in labels)
             + f" | {', '.join(f'{g:.3f}' for g in found['gap_quartiles'])} | {found['disagree']:.1%} "
             f"| {found['agent_steps']:,} |"

@@ -3,7 +3,7 @@
     python benchmarks/predator_prey_compare.py --name predator_prey_paper_comparison \
         --runs "QMIX=predator_prey_qmix_control.md" "LSF-SAC=predator_prey_lsfsac_authors_1m.runs.jsonl"
 
-Each ``--runs LABEL=FILE[,FILE...]`` reads the curves of one group from results files of
+Each ``--runs LABEL=FILE[,FILE...]`` (``FILE.md#COLUMN`` for one algorithm's columns) reads the curves of one group from results files of
 ``predator_prey.py curve`` under ``--out``: its ``.runs.jsonl`` (one line per finished run), the
 per-seed table of its ``.md`` (results written before those files existed) or, for runs stopped
 before they finished, the evaluations it printed (its output saved as a ``.log``). The figure
@@ -36,23 +36,33 @@ def curves_from_jsonl(path: Path) -> list[Curve]:
     return [(np.array(run["steps"], float), np.array(run["returns"], float)) for run in runs if run["steps"]]
 
 
-def curves_from_markdown(path: Path) -> list[Curve]:
-    """The per-seed curves of the ``| env steps | ... seed N |`` table of a ``predator_prey.py curve`` results file."""
+def curves_from_markdown(path: Path, column: str | None = None) -> list[Curve]:
+    """The per-seed curves of the ``| env steps | ... seed N |`` table of a ``predator_prey.py curve`` results file.
+
+    ``column`` keeps only the columns headed ``<column> seed N`` (one algorithm or variant of a
+    file that holds several); None keeps them all.
+    """
     lines = path.read_text().splitlines()
     try:
         start = next(i for i, line in enumerate(lines) if line.startswith("| env steps |"))
     except StopIteration:
         raise ValueError(f"{path}: no '| env steps |' table of per-seed returns") from None
-    n_seeds = lines[start].count("|") - 2
+    headers = [cell.strip() for cell in lines[start].strip().strip("|").split("|")][1:]
+    keep = [
+        i for i, header in enumerate(headers) if column is None or re.sub(r" seed \d+$", "", header) == column
+    ]
+    if not keep:
+        names = sorted({re.sub(r" seed \d+$", "", header) for header in headers})
+        raise ValueError(f"{path}: no column {column!r} in its per-seed table; it has {names}")
     steps, values = [], []
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         steps.append(float(cells[0].replace(",", "")))
-        values.append([float(cell) if cell else np.nan for cell in cells[1 : 1 + n_seeds]])
+        values.append([float(cell) if cell else np.nan for cell in cells[1 : 1 + len(headers)]])
     table = np.array(values, float)
-    return [(np.array(steps), table[:, seed]) for seed in range(n_seeds)]
+    return [(np.array(steps), table[:, i]) for i in keep]
 
 
 #: An evaluation line printed by ``runs.run_job``: ``[label] seed N] step X: test return Y (M min)``.
@@ -68,8 +78,14 @@ def curves_from_log(path: Path) -> list[Curve]:
 
 
 def read_curves(path: Path) -> list[Curve]:
-    """Curves from a ``.runs.jsonl``, ``.md`` or ``.log`` results file."""
-    readers = {".jsonl": curves_from_jsonl, ".md": curves_from_markdown, ".log": curves_from_log}
+    """Curves from a ``.runs.jsonl``, ``.md`` or ``.log`` results file; ``FILE.md#COLUMN`` picks columns."""
+    name, _, column = path.name.partition("#")
+    path = path.with_name(name)
+    if column and path.suffix != ".md":
+        raise ValueError(f"{path}: '#COLUMN' selects columns of a .md results file only")
+    if path.suffix == ".md":
+        return curves_from_markdown(path, column or None)
+    readers = {".jsonl": curves_from_jsonl, ".log": curves_from_log}
     if path.suffix not in readers:
         raise ValueError(
             f"{path}: expected a .runs.jsonl, .md or .log results file of predator_prey.py curve"
@@ -88,7 +104,7 @@ def at_step(curves: list[Curve], step: float) -> str:
     return f"{np.median(values):.1f} ({len(values)})" if values else "-"
 
 
-def summary_row(label: str, source: str, curves: list[Curve]) -> str:
+def summary_row(label: str, sources: list[str], curves: list[Curve]) -> str:
     """``| label | seeds | median at each checkpoint | final median [min, max] | steps reached | sources |``."""
     finals = [y[np.isfinite(y)][-1] for _, y in curves]
     reached = [x[np.isfinite(y)][-1] for x, y in curves]
@@ -96,9 +112,30 @@ def summary_row(label: str, source: str, curves: list[Curve]) -> str:
         f"| {label} | {len(curves)} | "
         + " | ".join(at_step(curves, step) for step in CHECKPOINTS)
         + f" | {np.median(finals):.1f} [{min(finals):.1f}, {max(finals):.1f}] | {int(np.median(reached)):,} | "
-        + ", ".join(f"[{name}]({name})" for name in source.split(","))
+        + ", ".join(f"[{name}]({name.partition('#')[0]})" for name in sources)
         + " |"
     )
+
+
+def split_files(text: str, folder: Path) -> list[str]:
+    """The ``FILE[#COLUMN]`` entries of ``FILE,FILE...`` (a comma inside a ``#COLUMN`` name stays in it);
+    empty when one of the files does not exist under ``folder``."""
+    files: list[str] = []
+    for part in text.split(","):
+        if files and "#" in files[-1] and not (folder / part.partition("#")[0]).is_file():
+            files[-1] += "," + part
+        else:
+            files.append(part)
+    return files if all((folder / name.partition("#")[0]).is_file() for name in files) else []
+
+
+def split_spec(spec: str, folder: Path) -> tuple[str, list[str]]:
+    """``(label, files)`` of a ``LABEL=FILE[,FILE]`` entry, split at the ``=`` after which every file
+    exists under ``folder`` (labels and ``#COLUMN`` names may both contain ``=``); ``("", [])`` if none."""
+    for i, char in enumerate(spec):
+        if char == "=" and i and (files := split_files(spec[i + 1 :], folder)):
+            return spec[:i], files
+    return "", []
 
 
 def main() -> None:
@@ -111,24 +148,29 @@ def main() -> None:
     )
     parser.add_argument("--name", default="predator_prey_comparison", help="stem of the result files")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--title", default="Predator-prey, punishment -2: median, min-max over seeds")
+    parser.add_argument("--ylabel", default="greedy test return (mean of 16 episodes)")
+    parser.add_argument(
+        "--figure-only",
+        action="store_true",
+        help="write only <name>.png (redraw the figure of an existing results file, keeping its .md)",
+    )
     args = parser.parse_args()
     groups: dict[str, list[Curve]] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, list[str]] = {}
     for spec in args.runs:
-        label, sep, file = spec.rpartition("=")
-        if not sep or not label or not file:
-            parser.error(f"--runs expects LABEL=FILE, got {spec!r}")
-        curves = [curve for name in file.split(",") for curve in read_curves(args.out / name)]
+        label, files = split_spec(spec, args.out)
+        if not label:
+            parser.error(f"--runs expects LABEL=FILE with existing files under {args.out}, got {spec!r}")
+        curves = [curve for name in files for curve in read_curves(args.out / name)]
         if not curves:
-            parser.error(f"{file}: no run to draw")
-        groups[label], sources[label] = curves, file
+            parser.error(f"{spec}: no run to draw")
+        groups[label], sources[label] = curves, files
+    plot_curves(groups, args.out / f"{args.name}.png", ylabel=args.ylabel, title=args.title)
+    if args.figure_only:
+        print(f"wrote {args.out / f'{args.name}.png'}; redraw it with: {command()}")
+        return
     rows = [summary_row(label, sources[label], curves) for label, curves in groups.items()]
-    plot_curves(
-        groups,
-        args.out / f"{args.name}.png",
-        ylabel="greedy test return (mean of 16 episodes)",
-        title="Predator-prey, punishment -2: median, min-max over seeds",
-    )
     lines = [
         "# Predator-prey (the paper's Fig. 3 setting): LSF-SAC, MASAC and QMIX at the same budget",
         "",
