@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from runs import write_keeping_section
+from runs import exit_with_parent, write_keeping_section
 
 from marl_lsf import CWQMIX, DOP, LSFSAC, OWQMIX, QMIX, QPLEX, QTRAN, VDN, MultiAgentAlgorithm, utility_tables
 from marl_lsf.envs import matrix_game_v0
@@ -319,6 +319,8 @@ def tables_from_results(path: Path) -> list[RunResult]:
 
 
 def _run_job(job: tuple[Config, int]) -> RunResult:
+    """One pool job; the worker ends with the benchmark if that is killed."""
+    exit_with_parent()
     return run(*job)
 
 

@@ -16,6 +16,7 @@ import platform
 import re
 import shlex
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -97,9 +98,27 @@ def command() -> str:
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
+def exit_with_parent(poll_seconds: float = 5.0) -> None:
+    """End this worker process when the benchmark that started it is gone (killed, even with SIGKILL).
+
+    A pool worker otherwise keeps training for up to an hour after its parent died, on cores that
+    the next benchmark needs. A daemon thread polls the parent's pid.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Train one job with periodic evaluation; returns its curve (or its error) and wall time."""
     import torch
+
+    exit_with_parent()
 
     import marl_lsf
     from marl_lsf.callbacks import EvalCallback
