@@ -102,8 +102,10 @@ def exit_with_parent(poll_seconds: float = 5.0) -> None:
     """End this worker process when the benchmark that started it is gone (killed, even with SIGKILL).
 
     A pool worker otherwise keeps training for up to an hour after its parent died, on cores that
-    the next benchmark needs. A daemon thread polls the parent's pid.
+    the next benchmark needs. A daemon thread polls the parent's pid (one per process).
     """
+    if any(thread.name == "exit-with-parent" for thread in threading.enumerate()):
+        return
     parent = os.getppid()
 
     def watch() -> None:
