@@ -107,3 +107,19 @@ def test_config_with_resume_and_a_missing_config_are_refused(
     assert "--config: no file at" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path), "--config", str(tmp_path / "none.yaml")]) == 2
     assert "drop --config" in capsys.readouterr().err
+
+
+def test_a_config_may_not_choose_code_to_run_unless_trusted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "PWNED"
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"env": "os:system", "env_kwargs": {"command": f"touch {marker}"}}))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "names the env 'os:system', which is not a registered env name" in capsys.readouterr().err
+    assert not marker.exists()
+    factory = "marl_lsf.envs.matrix_game_v0:parallel_env"
+    config.write_text(json.dumps({"env": factory, "timesteps": 4, "algo_kwargs": {"batch_size": 2}}))
+    argv = ["train", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet", "--trust-run-config"]
+    assert main(argv) == 0
+    assert _run_json(tmp_path / "run")["env"] == factory

@@ -13,13 +13,16 @@ command line's keys win)::
 
 A run folder's ``run.json`` is such a file too (JSON is YAML), so ``--config runs/x/run.json --out
 runs/y`` trains the same settings again; its record-only keys (``hyperparameters``,
-``marl_lsf_version``) are ignored.
+``marl_lsf_version``) are ignored. As with a run folder, an ``env`` that is not a registered name
+(a ``module:factory`` path, which would be imported and called) is refused unless the command line
+names the same env or passes ``--trust-run-config``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from typing import Any
 import yaml
 
 from marl_lsf.cli.common import CliError, parse_timesteps, positive
+from marl_lsf.env_registry import is_registered
 
 #: Largest config file read; a settings file is a few hundred bytes.
 MAX_CONFIG_BYTES = 2**20
@@ -153,7 +157,15 @@ def apply_config(args: argparse.Namespace) -> None:
     """
     if args.config is None:
         return
-    for key, value in read_config(args.config).items():
+    settings = read_config(args.config)
+    env = settings.get("env")
+    if args.env is None and env is not None and not (is_registered(env) or args.trust_run_config):
+        raise CliError(
+            f"--config: {args.config} names the env {env!r}, which is not a registered env name but code "
+            f"to import and call; a config file (often a shared run.json) may not choose code to run. "
+            f"If you trust it, pass --env {shlex.quote(env)} (or --trust-run-config)"
+        )
+    for key, value in settings.items():
         if key in ("env_kwargs", "algo_kwargs"):
             setattr(args, key, [json.dumps(value), *(getattr(args, key) or [])])
         elif getattr(args, key) is None:
