@@ -98,3 +98,16 @@ def test_invalid_grids_are_refused(tmp_path: Path) -> None:
     from marl_lsf.sweep import cli_main
 
     assert cli_main([str(tmp_path / "missing.yaml"), "--results", str(tmp_path)]) == 2
+
+
+def test_a_yaml_alias_bomb_grid_is_refused(tmp_path: Path) -> None:
+    from marl_lsf.sweep.grid import read_grid_yaml
+
+    anchors = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    anchors += [
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    bomb = tmp_path / "bomb.yaml"  # 10**9 values in 600 bytes, inside a valid key
+    bomb.write_text("algos: [lsfsac]\nenvs: [matrix_game]\nalgo_kwargs: {" + ", ".join(anchors) + "}\n")
+    with pytest.raises(SweepError, match=r"holds over 10,000 values \(YAML aliases expanded\)"):
+        read_grid_yaml(bomb)

@@ -27,16 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from marl_lsf.cli.common import CliError, parse_timesteps, positive
 from marl_lsf.env_registry import is_registered
+from marl_lsf.yaml_util import load_settings
 
-#: Largest config file read; a settings file is a few hundred bytes.
-MAX_CONFIG_BYTES = 2**20
-#: Most values (mapping entries and list items, nested) a config may hold; YAML aliases can make
-#: a small file expand to billions of them when written out to run.json.
-MAX_CONFIG_VALUES = 10_000
 #: Keys of run.json that record a run and do not choose anything.
 RECORD_ONLY = ("hyperparameters", "marl_lsf_version")
 POLICIES = ("MlpPolicy", "RnnPolicy")
@@ -107,19 +101,12 @@ CONFIG_KEYS: dict[str, Any] = {
 def read_config(path: str | Path) -> dict[str, Any]:
     """The checked settings of the config file ``path``; ``CliError`` naming the file and key otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise CliError(f"--config: no file at {path}")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CliError(
-            f"--config: {path} is over {MAX_CONFIG_BYTES:,} bytes; a settings file is much smaller"
-        )
     try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CliError(f"--config: {path} is not valid YAML or JSON ({' '.join(str(exc).split())})") from None
+        data = load_settings(path)
+    except ValueError as exc:
+        raise CliError(f"--config: {exc}") from None
     if not isinstance(data, Mapping):
         raise CliError(f"--config: {path} must hold a mapping of train options, got {type(data).__name__}")
-    _count_values(data, path)
     unknown = sorted(str(key) for key in data if key not in CONFIG_KEYS and key not in RECORD_ONLY)
     if unknown:
         raise CliError(f"--config: {path} has unknown keys {unknown}; it may set {', '.join(CONFIG_KEYS)}")
@@ -131,22 +118,6 @@ def read_config(path: str | Path) -> dict[str, Any]:
             except ValueError as exc:
                 raise CliError(f"--config: {path}: {key}: {exc}") from None
     return settings
-
-
-def _count_values(data: Any, path: Path) -> None:
-    """Refuse a config whose nested values (aliases expanded) number more than ``MAX_CONFIG_VALUES``."""
-    count, stack = 0, [data]
-    while stack:
-        value = stack.pop()
-        count += 1
-        if count > MAX_CONFIG_VALUES:
-            raise CliError(
-                f"--config: {path} holds over {MAX_CONFIG_VALUES:,} values (YAML aliases expanded)"
-            )
-        if isinstance(value, Mapping):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
 
 
 def apply_config(args: argparse.Namespace) -> None:

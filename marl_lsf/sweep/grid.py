@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from marl_lsf.yaml_util import load_settings
 
 #: Keys a grid file may have.
 GRID_KEYS = frozenset(
@@ -223,13 +223,10 @@ class SweepGrid:
 
 def read_grid_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in the grid file ``path``; ``SweepError`` for a missing file, invalid YAML or another type."""
-    path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"no grid file at {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{path} is not valid YAML: {exc}") from exc
+        data = load_settings(path)
+    except ValueError as exc:
+        raise SweepError(f"grid file: {exc}") from None
     if not isinstance(data, Mapping):
         raise SweepError(f"{path} does not hold a mapping of {sorted(GRID_KEYS)}")
     return dict(data)
