@@ -29,7 +29,8 @@ from marl_lsf import LSFSAC
 from marl_lsf.env_registry import make_env_factory
 from marl_lsf.evaluation import evaluate_policy, run_episodes
 from marl_lsf.nets.agents import masked_argmax, masked_log_softmax
-from marl_lsf.team_env import TeamObs, make_team_vec_env
+from marl_lsf.team_env import TeamObs
+from marl_lsf.vec_env import make_team_vec_env
 
 #: Temperatures at which the Boltzmann policy's entropy is also reported.
 PROBE_ALPHAS = (0.005, 0.002)

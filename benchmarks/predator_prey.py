@@ -28,7 +28,7 @@ from runs import RESULTS, SUMMARY_HEADER, Job, command, curves, machine, run_job
 from marl_lsf import LSFSAC, evaluate_random_policy
 from marl_lsf.envs import predator_prey_v1
 from marl_lsf.plotting import plot_curves
-from marl_lsf.team_env import make_team_vec_env
+from marl_lsf.vec_env import make_team_vec_env
 
 #: Greedy test returns at 1M steps of pymarl's implementations on this env (pred_prey_punish),
 #: from a public rerun reported on the WQMIX repository's issue tracker (oxwhirl/wqmix issue 3,

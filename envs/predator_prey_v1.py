@@ -21,7 +21,7 @@ importable for runs and models made with it.
 
 ``PredatorPreyEnv.make_team_vec_env(num_envs)`` returns :class:`marl_lsf.envs._predator_prey_vec.
 PredatorPreyVecEnv`, which steps ``num_envs`` copies together in NumPy array operations and gives
-exactly the team view of as many copies of this env; ``marl_lsf.team_env.make_team_vec_env`` uses it
+exactly the team view of as many copies of this env; ``marl_lsf.vec_env.make_team_vec_env`` uses it
 automatically.
 """
 

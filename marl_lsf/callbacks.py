@@ -8,7 +8,8 @@ from pathlib import Path
 from stable_baselines3.common.callbacks import BaseCallback
 
 from marl_lsf.evaluation import EvaluationResult, evaluate_policy
-from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamVecEnv, make_team_vec_env
+from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamVecEnv
+from marl_lsf.vec_env import make_team_vec_env
 
 
 class EvalCallback(BaseCallback):

@@ -10,7 +10,8 @@ import torch
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.rollout import random_actions
-from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamObs, TeamVecEnv, make_team_vec_env
+from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamObs, TeamVecEnv
+from marl_lsf.vec_env import make_team_vec_env
 
 
 class EvaluationResult(tuple):

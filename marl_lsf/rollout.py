@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv
 
+from marl_lsf.main_guard import check_main_guard
 from marl_lsf.nets.policies import ActingPolicy
 from marl_lsf.team_env import (
     EnvFactory,
@@ -40,7 +41,6 @@ from marl_lsf.team_env import (
     TeamReward,
     TeamStep,
     TeamVecEnv,
-    check_main_guard,
 )
 
 #: Vector steps a rollout worker collects per round trip: the policy acting in a chunk is at most

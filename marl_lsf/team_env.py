@@ -16,7 +16,8 @@ settled here once:
 
 ``TeamEnv`` is a ``gymnasium.Env`` so that gymnasium's vector machinery (``SyncVectorEnv`` and
 ``AsyncVectorEnv`` worker processes, same-step autoreset) runs several copies; ``TeamVecEnv`` turns
-their stacked dict observations into the named arrays the rollout uses.
+their stacked dict observations into the named arrays the rollout uses. ``marl_lsf.vec_env.
+make_team_vec_env`` chooses and builds the vector env an algorithm trains on.
 
 The shapes and arrays of a team view (``TeamSpec``, ``build_spec``, ``TeamObs``, ``TeamStep``)
 live in ``marl_lsf.team_spec`` and are re-exported here.
@@ -24,12 +25,8 @@ live in ``marl_lsf.team_spec`` and are re-exported here.
 
 from __future__ import annotations
 
-import ast
-import os
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -40,6 +37,7 @@ from pettingzoo import AECEnv, ParallelEnv
 
 from marl_lsf.api_checks import checked_reset, checked_step
 from marl_lsf.env_registry import make_env_factory
+from marl_lsf.main_guard import check_main_guard
 from marl_lsf.team_spec import (
     EPISODE_LENGTH_ATTRS,
     EnvError,
@@ -311,155 +309,8 @@ def as_factory(env: ParallelEnv | EnvFactory | str) -> tuple[EnvFactory | None, 
     raise TypeError(f"expected a PettingZoo ParallelEnv or a zero-argument factory of one, got {type(env)!r}")
 
 
-#: The ``vectorization`` values ``make_team_vec_env`` accepts.
-VECTORIZATIONS = ("auto", "sync", "async", "workers")
-
-
-def make_team_vec_env(
-    env: ParallelEnv | EnvFactory | str,
-    n_envs: int = 1,
-    vectorization: str = "auto",
-    team_reward: TeamReward = "mean",
-) -> TeamVecEnv:
-    """Build the ``TeamVecEnv`` an algorithm trains on.
-
-    ``env`` is a ParallelEnv instance or a zero-argument factory. An env class may provide its own
-    batched implementation through a ``make_team_vec_env(num_envs)`` method (SMAX steps many
-    battles in one jitted call, predator-prey v1 all copies in NumPy array operations), which
-    ``"auto"`` uses with the default ``team_reward="mean"``; otherwise, or when another
-    ``vectorization`` is asked for, ``n_envs`` copies run
-
-    * ``"sync"``: in this process, one after another (gymnasium's ``SyncVectorEnv``);
-    * ``"async"``: one gymnasium ``AsyncVectorEnv`` worker process per copy, the learner acting for
-      all of them every step;
-    * ``"workers"``: in rollout worker processes that act with their own copy of the policy and
-      report a chunk of steps at a time (``marl_lsf.rollout.WorkerTeamVecEnv``), one worker per
-      core at most.
-
-    ``"auto"`` picks ``"workers"`` when ``n_envs > 1``, a factory was given and this process may use
-    two CPUs or more, else ``"sync"``. A round trip between processes costs 0.1-0.3 ms, more than a
-    cheap env step (a predator-prey team step takes ~0.2 ms), so ``"async"`` only pays off for
-    expensive envs, while rollout workers pay it once per chunk
-    (``benchmarks/results/throughput_n_envs.md``).
-    """
-    if vectorization not in VECTORIZATIONS:
-        raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
-    factory, instance = as_factory(env)
-    native = getattr(instance, "make_team_vec_env", None)
-    if native is not None and vectorization == "auto" and team_reward == "mean":
-        return native(num_envs=n_envs)
-    if factory is None:
-        if n_envs > 1:
-            raise ValueError(
-                "n_envs > 1 needs a zero-argument factory that builds a fresh env, e.g. "
-                "`LSFSAC('MlpPolicy', lambda: predator_prey_v0.parallel_env(), n_envs=4)`"
-            )
-        factory = _Once(instance)
-    if vectorization == "auto":
-        parallel = n_envs > 1 and not isinstance(factory, _Once) and available_cpus() > 1
-        vectorization = "workers" if parallel else "sync"
-    if vectorization == "workers":
-        # Imported here: the rollout workers act with a policy, which the env layer does not know about.
-        from marl_lsf.rollout import WorkerTeamVecEnv
-
-        return WorkerTeamVecEnv(factory, n_envs, min(n_envs, available_cpus()), team_reward)
-    return GymTeamVecEnv(factory, n_envs, vectorization, team_reward)
-
-
-class UnguardedMainError(RuntimeError):
-    """Worker processes asked for from the top level of a script that lacks the ``__main__`` guard."""
-
-
-#: The guard that keeps spawned worker processes from re-running a script.
-MAIN_GUARD = 'if __name__ == "__main__":'
-
-
-def check_main_guard() -> None:
-    """Refuse to start worker processes from the unguarded top level of the main script.
-
-    Worker processes are started with ``spawn``: each one imports the main script again (as
-    ``__mp_main__``), which re-runs everything its top level does outside ``if __name__ ==
-    "__main__":`` and ends in an obscure error from ``multiprocessing`` (Python's
-    "Safe importing of main module" rule). So, before any process starts, this looks for the
-    main script's module-level code among the callers; when it is there and its current line is
-    not inside that guard, it raises :class:`UnguardedMainError` showing the guard. In a worker
-    that is importing an unguarded script, the same call raises at once. Interactive sessions,
-    ``python -c`` and calls from functions run outside the script's top level pass.
-
-    Raises:
-        UnguardedMainError: when called from a script's top level outside the guard.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_globals.get("__name__")
-        if frame.f_code.co_name == "<module>" and name in ("__main__", "__mp_main__"):
-            break
-        frame = frame.f_back
-    if frame is None:
-        return
-    if name == "__main__" and _inside_main_guard(frame.f_code.co_filename, frame.f_lineno):
-        return
-    raise UnguardedMainError(
-        "n_envs > 1 starts worker processes, which re-run the top level of your script: put the code "
-        f'that builds and trains the model under `{MAIN_GUARD}` (e.g. `{MAIN_GUARD} main()`), or pass vectorization="sync"'
-    )
-
-
-def _inside_main_guard(path: str, line: int | None) -> bool:
-    """Whether ``line`` of the script ``path`` is inside an ``if __name__ == "__main__":`` block.
-
-    True also when the script's source cannot be read or parsed (nothing to check it against).
-    """
-    try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
-    except (OSError, SyntaxError, ValueError):
-        return True
-    if line is None:
-        return True
-    return any(
-        isinstance(node, ast.If)
-        and _is_main_test(node.test)
-        and node.lineno <= line <= (node.end_lineno or 0)
-        for node in ast.walk(tree)
-    )
-
-
-def _is_main_test(test: ast.expr) -> bool:
-    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
-        return False
-    for name, value in ((test.left, test.comparators[0]), (test.comparators[0], test.left)):
-        if isinstance(name, ast.Name) and name.id == "__name__":
-            return isinstance(value, ast.Constant) and value.value == "__main__"
-    return False
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its reservation inside a Ray task, else its affinity mask (or the CPU count)."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        reserved = ray.get_runtime_context().get_assigned_resources().get("CPU")
-        if reserved:
-            return max(1, int(reserved))
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-class _Once:
-    """A factory that hands out one existing env instance (for ``n_envs=1`` with an instance)."""
-
-    def __init__(self, env: ParallelEnv) -> None:
-        self.env = env
-
-    def __call__(self) -> ParallelEnv:
-        return self.env
-
-
 __all__ = [
     "EPISODE_LENGTH_ATTRS",
-    "MAIN_GUARD",
-    "VECTORIZATIONS",
     "WIN_KEYS",
     "AECEnv",
     "EnvError",
@@ -472,13 +323,9 @@ __all__ = [
     "TeamSpec",
     "TeamStep",
     "TeamVecEnv",
-    "UnguardedMainError",
     "as_factory",
     "as_parallel_env",
-    "available_cpus",
     "build_spec",
-    "check_main_guard",
     "episode_length_hint",
-    "make_team_vec_env",
     "team_reward_fn",
 ]

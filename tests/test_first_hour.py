@@ -19,7 +19,8 @@ from marl_lsf import LSFSAC, buffer, plotting
 from marl_lsf.buffer import EpisodeReplayBuffer
 from marl_lsf.cli import main
 from marl_lsf.envs import predator_prey_v1
-from marl_lsf.team_env import MAIN_GUARD, TeamSpec, UnguardedMainError
+from marl_lsf.main_guard import MAIN_GUARD, UnguardedMainError
+from marl_lsf.team_env import TeamSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,7 +108,7 @@ def test_an_unguarded_script_with_worker_processes_fails_before_starting_them(tm
     assert result.returncode != 0
     assert result.stdout.count("top level ran") == 1 and "model built" not in result.stdout
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("marl_lsf.team_env.UnguardedMainError") and MAIN_GUARD in last_line
+    assert last_line.startswith("marl_lsf.main_guard.UnguardedMainError") and MAIN_GUARD in last_line
 
 
 def test_the_guard_check_passes_inside_the_guard(tmp_path: Path) -> None:
@@ -115,7 +116,7 @@ def test_the_guard_check_passes_inside_the_guard(tmp_path: Path) -> None:
     script.write_text(
         textwrap.dedent(
             """
-            from marl_lsf.team_env import check_main_guard
+            from marl_lsf.main_guard import check_main_guard
 
             if __name__ == "__main__":
                 check_main_guard()
@@ -124,14 +125,14 @@ def test_the_guard_check_passes_inside_the_guard(tmp_path: Path) -> None:
         )
     )
     assert runpy.run_path(str(script), run_name="__main__")["passed"]
-    script.write_text("from marl_lsf.team_env import check_main_guard\ncheck_main_guard()\n")
+    script.write_text("from marl_lsf.main_guard import check_main_guard\ncheck_main_guard()\n")
     with pytest.raises(UnguardedMainError):
         runpy.run_path(str(script), run_name="__main__")
 
 
 def test_a_worker_importing_an_unguarded_script_fails_at_once(tmp_path: Path) -> None:
     script = tmp_path / "reimported.py"
-    script.write_text("from marl_lsf.team_env import check_main_guard\ncheck_main_guard()\n")
+    script.write_text("from marl_lsf.main_guard import check_main_guard\ncheck_main_guard()\n")
     with pytest.raises(UnguardedMainError, match="re-run the top level"):
         runpy.run_path(str(script), run_name="__mp_main__")
 

@@ -19,7 +19,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from stable_baselines3.common.callbacks import BaseCallback
 
-from marl_lsf import LSFSAC, rollout, team_env
+from marl_lsf import LSFSAC, vec_env
 from marl_lsf.env_registry import make_env_factory
 from marl_lsf.rollout import WorkerTeamVecEnv
 
@@ -313,20 +313,20 @@ def test_auto_vectorization_uses_one_rollout_worker_per_core(
 ) -> None:
     """``"auto"``: rollout workers (at most one per core) when there are two cores or more, else in-process."""
     chosen: list[tuple[str, int]] = []
-    monkeypatch.setattr(team_env, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(vec_env, "available_cpus", lambda: cpus)
     monkeypatch.setattr(
-        team_env, "GymTeamVecEnv", lambda factory, n, vectorization, reward: chosen.append((vectorization, n))
+        vec_env, "GymTeamVecEnv", lambda factory, n, vectorization, reward: chosen.append((vectorization, n))
     )
     monkeypatch.setattr(
-        rollout, "WorkerTeamVecEnv", lambda factory, n, workers, reward: chosen.append(("workers", workers))
+        vec_env, "WorkerTeamVecEnv", lambda factory, n, workers, reward: chosen.append(("workers", workers))
     )
-    team_env.make_team_vec_env(CountdownEnv, n_envs, "auto")
+    vec_env.make_team_vec_env(CountdownEnv, n_envs, "auto")
     assert chosen == [expected]
 
 
 def test_an_unknown_vectorization_is_refused() -> None:
     with pytest.raises(ValueError, match="vectorization must be one of"):
-        team_env.make_team_vec_env(CountdownEnv, 2, "threads")
+        vec_env.make_team_vec_env(CountdownEnv, 2, "threads")
 
 
 def test_inside_a_ray_task_the_cpus_are_the_tasks_reservation(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -346,4 +346,4 @@ def test_inside_a_ray_task_the_cpus_are_the_tasks_reservation(monkeypatch: pytes
             return Context()
 
     monkeypatch.setitem(sys.modules, "ray", FakeRay)
-    assert team_env.available_cpus() == 3
+    assert vec_env.available_cpus() == 3

@@ -11,7 +11,8 @@ from marl_lsf import LSFSAC
 from marl_lsf.envs import predator_prey_v0, predator_prey_v1
 from marl_lsf.envs._predator_prey_vec import PredatorPreyVecEnv
 from marl_lsf.envs.predator_prey_v1 import CATCH
-from marl_lsf.team_env import GymTeamVecEnv, TeamObs, make_team_vec_env
+from marl_lsf.team_env import GymTeamVecEnv, TeamObs
+from marl_lsf.vec_env import make_team_vec_env
 
 # Short episodes on a small grid: frequent captures, and copies autoreset every 30 steps or sooner.
 SMALL = {"grid_size": 4, "n_predators": 3, "n_prey": 2, "max_cycles": 30}

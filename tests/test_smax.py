@@ -14,7 +14,8 @@ from pettingzoo.test import parallel_api_test
 pytest.importorskip("jaxmarl")
 
 from marl_lsf.envs import smax_v0  # noqa: E402
-from marl_lsf.team_env import TeamEnv, build_spec, make_team_vec_env  # noqa: E402
+from marl_lsf.team_env import TeamEnv, build_spec  # noqa: E402
+from marl_lsf.vec_env import make_team_vec_env  # noqa: E402
 
 SHORT = {"max_steps": 6}
 

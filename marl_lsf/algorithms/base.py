@@ -64,8 +64,8 @@ from marl_lsf.team_env import (
     TeamObs,
     TeamSpec,
     TeamVecEnv,
-    make_team_vec_env,
 )
+from marl_lsf.vec_env import make_team_vec_env
 
 MaybeCallback = (
     BaseCallback | Callable[[dict[str, Any], dict[str, Any]], bool] | Sequence[BaseCallback] | None
@@ -109,7 +109,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
             provides its own batched form, as SMAX does).
         vectorization: ``"auto"``, ``"sync"`` (in-process), ``"async"`` (env worker processes, the
             learner acting every step) or ``"workers"`` (rollout workers acting with their own copy
-            of the policy, a chunk of steps at a time); see ``marl_lsf.team_env.make_team_vec_env``
+            of the policy, a chunk of steps at a time); see ``marl_lsf.vec_env.make_team_vec_env``
             and ``marl_lsf.rollout``.
         team_reward: ``"mean"``, ``"sum"`` or a callable of the per-agent reward dict.
         max_episode_steps: initial time capacity of the replay buffer; detected from the env when

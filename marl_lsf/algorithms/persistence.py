@@ -29,7 +29,8 @@ from marl_lsf.save_util import (
     save_model_file,
     set_global_rng_state,
 )
-from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamSpec, TeamVecEnv, make_team_vec_env
+from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamSpec, TeamVecEnv
+from marl_lsf.vec_env import make_team_vec_env
 
 #: Constructor arguments a model file may not set: they concern this machine and this run (where
 #: to log, how many threads and workers), so only the caller of ``load`` chooses them.

@@ -57,7 +57,7 @@ def sweep(
         num_cpus: CPUs of a Ray started here (None: all of this machine's); ignored when joining.
         cpus_per_run: CPUs Ray reserves for each run; torch uses that many threads, rounded down,
             at least one, and a run with ``n_envs > 1`` collects in that many rollout workers (at
-            most ``n_envs``; in-process with one CPU), see ``marl_lsf.team_env.make_team_vec_env``.
+            most ``n_envs``; in-process with one CPU), see ``marl_lsf.vec_env.make_team_vec_env``.
         gpus_per_run: GPUs for each run (fractions share a GPU, e.g. 0.25 packs 4 runs on one).
             With GPUs the runs train with ``device="cuda"``; without, on the CPU.
         verbose: 1 prints a line per finished run.
