@@ -25,7 +25,6 @@ import argparse
 import os
 import platform
 import re
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from multiprocessing import Pool
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from runs import command as runs_command
 from runs import exit_with_parent, write_keeping_section
 
 from marl_lsf import CWQMIX, DOP, LSFSAC, OWQMIX, QMIX, QPLEX, QTRAN, VDN, MultiAgentAlgorithm, utility_tables
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     # (the machine is shared) leaves a results file with the same seeds for every config.
     jobs = [(config, seed) for seed in seeds for config in configs]
     args.out.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join(sys.argv)
+    command = runs_command()
     results_file = args.out / f"{args.name}.md"
     start = time.perf_counter()
     results: list[RunResult] = []
