@@ -93,6 +93,12 @@ CONFIGS = (
     ),
     Config("LSF-SAC, forward-KL actor", LSFSAC, STEPS, {"policy_objective": "forward_kl"}),
     Config(
+        "LSF-SAC, authors' exploration",
+        LSFSAC,
+        STEPS,
+        {"exploration": "epsilon_greedy", **AUTHORS_EXPLORATION},
+    ),
+    Config(
         "LSF-SAC, predator-prey settings",
         LSFSAC,
         STEPS,
@@ -111,6 +117,8 @@ CONFIGS = (
     Config("VDN", VDN, STEPS),
     Config("OW-QMIX", OWQMIX, STEPS),
     Config("CW-QMIX", CWQMIX, STEPS),
+    # The Weighted QMIX code's configs (oxwhirl/wqmix) use alpha = 0.1 outside StarCraft II.
+    Config("CW-QMIX, alpha 0.1", CWQMIX, STEPS, {"alpha": 0.1}),
     Config("QTRAN", QTRAN, STEPS),
     Config("QPLEX", QPLEX, STEPS),
     Config("DOP", DOP, STEPS),
