@@ -1,10 +1,9 @@
 """The demo (``make demo``): a trained LSF-SAC team on the paper's predator-prey, then a short run of your own.
 
-1. Loads the team shipped in ``examples/models/``: LSF-SAC with its latent messages off (the
-   paper's MASAC ablation, ``latent_dim=0``), trained for 1M environment steps with the
-   ``("predator_prey", "lsfsac")`` preset (the README's benchmark section gives its curve; with
-   messages on, LSF-SAC is not there yet), evaluates it against a random team on 16 test
-   episodes and renders one episode to ``runs/demo/replay.gif``.
+1. Loads the team shipped in ``examples/models/``: LSF-SAC with its latent messages (one
+   dimension, ``latent_dim=1``), trained for 1M environment steps with the
+   ``("predator_prey", "lsfsac")`` preset (seed 2 of the README's benchmark curve), evaluates it
+   against a random team on 16 test episodes and renders one episode to ``runs/demo/replay.gif``.
 2. Trains a fresh LSF-SAC with the same preset for ``MARL_LSF_EXAMPLE_STEPS`` steps (default
    30,000; the shipped team needed 1M), with a progress bar, then
    saves it to ``runs/demo/``, reloads it and checks the reloaded team acts identically.
@@ -61,7 +60,7 @@ def main() -> None:
         table.add_column(column)
     rows = (
         ("random policy", random),
-        (f"LSF-SAC, shipped (messages off, {shipped.num_timesteps:,} steps)", trained),
+        (f"LSF-SAC, shipped ({shipped.num_timesteps:,} steps)", trained),
         (f"LSF-SAC, this run ({model.num_timesteps:,} steps)", fresh),
         ("LSF-SAC, this run reloaded", again),
     )
