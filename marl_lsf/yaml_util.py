@@ -19,12 +19,17 @@ MAX_SETTINGS_BYTES = 2**20
 MAX_SETTINGS_VALUES = 10_000
 
 
-def load_settings(path: str | Path) -> Any:
-    """The YAML (or JSON) document in ``path``, as plain data.
+def load_settings(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping in the YAML (or JSON) file ``path``, as plain data.
+
+    Args:
+        path: the settings file.
+        what: what the mapping holds, for the error message (``"train options"``).
 
     Raises:
-        ValueError: the file is missing, over ``MAX_SETTINGS_BYTES``, not valid YAML, or holds more
-            than ``MAX_SETTINGS_VALUES`` values once its aliases are expanded; the message names it.
+        ValueError: the file is missing, over ``MAX_SETTINGS_BYTES``, not valid YAML, holds more
+            than ``MAX_SETTINGS_VALUES`` values once its aliases are expanded, or is not a mapping;
+            the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -45,4 +50,6 @@ def load_settings(path: str | Path) -> Any:
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of {what}, got {type(data).__name__}")
     return data

@@ -102,11 +102,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
     """The checked settings of the config file ``path``; ``CliError`` naming the file and key otherwise."""
     path = Path(path)
     try:
-        data = load_settings(path)
+        data = load_settings(path, "train options")
     except ValueError as exc:
         raise CliError(f"--config: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise CliError(f"--config: {path} must hold a mapping of train options, got {type(data).__name__}")
     unknown = sorted(str(key) for key in data if key not in CONFIG_KEYS and key not in RECORD_ONLY)
     if unknown:
         raise CliError(f"--config: {path} has unknown keys {unknown}; it may set {', '.join(CONFIG_KEYS)}")

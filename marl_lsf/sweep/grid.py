@@ -224,12 +224,9 @@ class SweepGrid:
 def read_grid_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in the grid file ``path``; ``SweepError`` for a missing file, invalid YAML or another type."""
     try:
-        data = load_settings(path)
+        return load_settings(path, f"grid keys ({', '.join(sorted(GRID_KEYS))})")
     except ValueError as exc:
         raise SweepError(f"grid file: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise SweepError(f"{path} does not hold a mapping of {sorted(GRID_KEYS)}")
-    return dict(data)
 
 
 def _as_list(value: Any, name: str) -> list[Any]:
