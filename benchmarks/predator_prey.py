@@ -82,7 +82,7 @@ def run_curve(args: argparse.Namespace) -> None:
         f"# Predator-prey learning curves ({args.policy}) vs random play",
         "",
         f"Command: `{command()}`",
-        f"Machine: {machine()}; {len(jobs)} runs ({len(args.seeds)} seeds each) in {args.processes} processes, 1 torch thread each, "
+        f"Machine: {machine()}; {len(jobs)} runs ({len(args.seeds)} seeds of each setting) in {args.processes} processes, 1 torch thread each, "
         f"networks on {args.device}, {args.n_envs} env copies per run.",
         f"Random policy test return: {random.mean_return:.1f} +- {random.std_return:.1f} over "
         f"{len(random.episode_returns)} episodes. The maximum possible return is 40.",
