@@ -280,7 +280,7 @@ class EpisodeReplayBuffer:
             self._widen()
         horizon = data["obs"].shape[1] - 1
         for key in self.storage:
-            steps = horizon + (key in _STEP_FIELDS)  # files before 0.3 kept one padding step more
+            steps = horizon + (key in _STEP_FIELDS)  # older files kept one padding step more
             self.storage[key][:stored, :steps] = data[key][:, :steps].numpy()
         self.lengths[:stored] = lengths
         self.pos, self.full, self.episodes_added = (
