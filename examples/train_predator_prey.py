@@ -2,7 +2,8 @@
 
 1. Loads the team shipped in ``examples/models/``: LSF-SAC with its latent messages (one
    dimension, ``latent_dim=1``), trained for 1M environment steps with the
-   ``("predator_prey", "lsfsac")`` preset (seed 2 of the README's benchmark curve), evaluates it
+   ``("predator_prey", "lsfsac")`` preset's settings but a 5,000-episode buffer (seed 2 of that
+   row of the README's benchmark), evaluates it
    against a random team on 16 test episodes and renders one episode to ``runs/demo/replay.gif``.
 2. Trains a fresh LSF-SAC with the same preset for ``MARL_LSF_EXAMPLE_STEPS`` steps (default
    30,000; the shipped team needed 1M), with a progress bar, then
