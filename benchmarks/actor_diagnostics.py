@@ -9,8 +9,9 @@ actor's entropy; the entropy of the Boltzmann policy softmax(Q_i / alpha) that t
 actor is trained to match (at the model's learned alpha and at smaller ones); the gap between the
 critic's best and second-best Q_i; how often argmax pi differs from argmax Q_i; and the test return
 of a team that acts by argmax Q_i instead (the critic's own greedy policy, whose messages carry
-every agent's observation, so it is not decentralized: an upper bound of what distilling the
-critic into the actor can give, on the same episode seeds). A flat
+every agent's observation, so it is not decentralized; on the same episode seeds). Without messages
+(MASAC) that return bounds what distilling the critic into the actor can give; with them, the
+messages describe what the actors would do, not what the critic's team does. A flat
 Boltzmann policy (small Q gaps against alpha) leaves the actor nearly uniform, and its greedy
 action then rests on logit differences of a few hundredths.
 """

@@ -309,34 +309,25 @@ class EpisodeReplayBuffer:
             )
         obs = data.get("obs")
         horizon = obs.shape[1] - 1 if isinstance(obs, torch.Tensor) and obs.dim() == 4 else 0
-        n, o, a, s = self.spec.n_agents, self.spec.obs_dim, self.spec.n_actions, self.spec.state_dim
-        fields = {
-            "obs": (n, o),
-            "state": (s,),
-            "avail": (n, a),
-            "alive": (n,),
-            "actions": (n,),
-            "reward": (),
-            "terminated": (),
-        }
-        for key, trailing in fields.items():
+        for key, array in self.storage.items():  # the expected shapes and kinds are the storage's
             value = data.get(key)
             steps = (horizon + 1,) if key in _STEP_FIELDS else (horizon, horizon + 1)
-            shapes = [(stored, t, *trailing) for t in steps]
+            shapes = [(stored, t, *array.shape[2:]) for t in steps]
             if not isinstance(value, torch.Tensor) or tuple(value.shape) not in shapes:
                 got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                 raise ValueError(f"saved buffer field {key!r} must have shape {shapes[0]}, got {got}")
-            floating = key in ("obs", "state", "reward", "terminated")
+            floating = np.issubdtype(array.dtype, np.floating)
             if value.is_floating_point() != floating or value.is_complex():
                 kind = "floating-point" if floating else "integer or bool"
                 raise ValueError(f"saved buffer field {key!r} must be {kind}, got {value.dtype}")
-        actions = data["actions"]
         if stored and not bool(((lengths >= 1) & (lengths <= horizon)).all()):
             raise ValueError(
                 f"saved buffer episode lengths must lie in 1..{horizon}, got {lengths.tolist()[:8]}"
             )
-        if stored and not bool(((actions >= 0) & (actions < a)).all()):
-            raise ValueError(f"saved buffer actions must lie in 0..{a - 1}")
+        n_actions = self.spec.n_actions
+        actions = data["actions"]
+        if stored and not bool(((actions >= 0) & (actions < n_actions)).all()):
+            raise ValueError(f"saved buffer actions must lie in 0..{n_actions - 1}")
         for key in ("avail", "alive", "terminated"):
             value = data[key]
             if not bool(((value == 0) | (value == 1)).all()):

@@ -389,7 +389,9 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def _short(value: Any) -> str:
-    """``repr(value)``, cut to a length that fits an error line."""
+    """``repr(value)`` (of its number for a one-element tensor), cut to a length that fits an error line."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -408,9 +410,7 @@ def _check_optimizer_state(optimizer: torch.optim.Optimizer, name: str, path: st
     """
     for g, group in enumerate(optimizer.param_groups):
         for key in _OPTIMIZER_NUMBERS:
-            value = group.get(key, 0.0)
-            value = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            if not _finite_non_negative(value := group.get(key, 0.0)):
                 raise ModelFileError(
                     f"{path}: {name} param_groups/{g}/{key} must be a finite number >= 0, got {_short(value)}"
                 )
@@ -418,29 +418,30 @@ def _check_optimizer_state(optimizer: torch.optim.Optimizer, name: str, path: st
         if not (
             isinstance(betas, tuple | list)
             and len(betas) == 2
-            and all(isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+            and all(_finite_non_negative(b, 1) for b in betas)
         ):
             raise ModelFileError(
                 f"{path}: {name} param_groups/{g}/betas must be two numbers in [0, 1), got {_short(betas)}"
             )
         for i, param in enumerate(group["params"]):
             for key, value in optimizer.state.get(param, {}).items():
-                if key == "step":
-                    step = float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else value
-                    if (
-                        isinstance(step, bool)
-                        or not isinstance(step, int | float)
-                        or not 0 <= step < math.inf
-                    ):
-                        raise ModelFileError(
-                            f"{path}: {name} state of parameter {i} (group {g}) has step {_short(step)}, "
-                            "not a finite number >= 0"
-                        )
-                elif isinstance(value, torch.Tensor) and value.shape != param.shape:
+                if key == "step" and not _finite_non_negative(value):
+                    raise ModelFileError(
+                        f"{path}: {name} state of parameter {i} (group {g}) has step {_short(value)}, "
+                        "not a finite number >= 0"
+                    )
+                if key != "step" and isinstance(value, torch.Tensor) and value.shape != param.shape:
                     raise ModelFileError(
                         f"{path}: {name} state {key} of parameter {i} (group {g}) has shape "
                         f"{tuple(value.shape)}, its parameter {tuple(param.shape)}"
                     )
+
+
+def _finite_non_negative(value: Any, below: float = math.inf) -> bool:
+    """Whether ``value`` (a number or a one-element tensor, not a bool) lies in ``[0, below)``."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value < below
 
 
 def _checked_params(cls: type, params: Mapping[str, Any], path: str | Path) -> dict[str, Any]:

@@ -335,7 +335,7 @@ def add_train_parser(sub: Any) -> None:
     add_env_options(train, " (required unless --resume)")
     train.add_argument(
         "--policy",
-        choices=["MlpPolicy", "RnnPolicy"],
+        choices=list(MultiAgentAlgorithm.policy_aliases),
         help=f"agent networks (default: {TRAIN_DEFAULTS['policy']})",
     )
     train.add_argument(

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from marl_lsf.cli.common import CliError, parse_timesteps, positive
-from marl_lsf.env_registry import is_registered
+from marl_lsf.algorithms import MultiAgentAlgorithm
+from marl_lsf.cli.common import CliError, parse_timesteps, positive, run_env
 from marl_lsf.yaml_util import load_settings
 
 #: Keys of run.json that record a run and do not choose anything.
 RECORD_ONLY = ("hyperparameters", "marl_lsf_version")
-POLICIES = ("MlpPolicy", "RnnPolicy")
+POLICIES = tuple(MultiAgentAlgorithm.policy_aliases)
 
 
 def _text(value: Any) -> str:
@@ -127,13 +126,9 @@ def apply_config(args: argparse.Namespace) -> None:
     if args.config is None:
         return
     settings = read_config(args.config)
-    env = settings.get("env")
-    if args.env is None and env is not None and not (is_registered(env) or args.trust_run_config):
-        raise CliError(
-            f"--config: {args.config} names the env {env!r}, which is not a registered env name but code "
-            f"to import and call; a config file (often a shared run.json) may not choose code to run. "
-            f"If you trust it, pass --env {shlex.quote(env)} (or --trust-run-config)"
-        )
+    if args.env is None and "env" in settings:
+        # The run folder's rule: a module:factory env only when trusted (a config is often a shared run.json).
+        run_env(settings, Path(args.config), None, args.trust_run_config)
     for key, value in settings.items():
         if key in ("env_kwargs", "algo_kwargs"):
             setattr(args, key, [json.dumps(value), *(getattr(args, key) or [])])
