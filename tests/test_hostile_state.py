@@ -164,3 +164,33 @@ def test_bombs_are_refused_under_a_one_gib_memory_limit(trained_file: Path, tmp_
     assert refusals[0].startswith("refused tensors.pt would inflate"), refusals[0]
     assert refusals[1].startswith("refused tensor module/actor/"), refusals[1]
     assert refusals[2] == "loaded"
+
+
+def test_the_largest_file_the_limits_admit_loads_under_a_one_gib_memory_limit(tmp_path: Path) -> None:
+    """The worst case the checks allow: ~10 MB of networks inflating ~39x (385 MB), a genuine file.
+
+    Its weights are zero but for one normal draw in 54, so deflate shrinks them just under
+    ``MAX_COMPRESSION_RATIO``; loading it holds the tensors and the networks at once.
+    """
+    model = LSFSAC("MlpPolicy", matrix_game_v0.parallel_env(), hidden_dim=3700, seed=0, device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name in model._saved_modules:
+            for parameter in getattr(model, name).parameters():
+                flat = parameter.view(-1)
+                flat.zero_()
+                flat[::54] = torch.randn(flat[::54].shape, generator=generator)
+    path = model.save(tmp_path / "largest.zip")
+    del model
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("tensors.pt")
+    assert path.stat().st_size <= 10 * 10**6 and member.file_size > 35 * member.compress_size
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_UNDER_LIMIT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["loaded"]
