@@ -1,4 +1,5 @@
-# Two commands a fresh machine needs: `make demo` and `make test`. Both create .venv and install.
+# Two commands a fresh machine needs: `make demo` and `make test`. Both create .venv and install:
+# the demo only what the library needs, the tests also the extras (dev tools, SMAX, Ray).
 # TORCH_SPEC picks the torch build: the default is the CPU wheel this project is tested with; on a
 # CUDA machine use e.g. `make test TORCH_SPEC=torch`.
 PYTHON ?= python3
@@ -6,18 +7,23 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev,smax,ray
 BIN := $(VENV)/bin
+BASE_STAMP := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint docs clean
 
-$(STAMP): pyproject.toml
+$(BASE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(BIN)/python examples/train_predator_prey.py
 
 test: $(STAMP)
