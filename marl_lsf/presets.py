@@ -33,7 +33,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # argmax pi and the forward-KL actor, with the authors' message network, weight and decoder
     # labels, one message dimension per receiver (22.2 [22.0, 28.5] at 1M over 3 seeds against
     # 17.0 [-5.0, 19.9] with the default 3) and a replay buffer of the last 1,000 episodes, so the
-    # actor trains on recent, nearly greedy play (30.9 [23.6, 35.0] over 4 seeds; 500 episodes
+    # actor trains on recent, nearly greedy play (28.2 [19.9, 35.0] over 5 seeds; 500 episodes
     # collapsed to a passive team on 2 of 3 seeds;
     # benchmarks/results/predator_prey_lsfsac_vs_qmix_1m.md).
     ("predator_prey", "lsfsac"): {
