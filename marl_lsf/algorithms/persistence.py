@@ -390,9 +390,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
 
 def _short(value: Any) -> str:
     """``repr(value)`` (of its number for a one-element tensor), cut to a length that fits an error line."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    text = repr(value)
+    text = repr(_scalar(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -439,9 +437,13 @@ def _check_optimizer_state(optimizer: torch.optim.Optimizer, name: str, path: st
 
 def _finite_non_negative(value: Any, below: float = math.inf) -> bool:
     """Whether ``value`` (a number or a one-element tensor, not a bool) lies in ``[0, below)``."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
+    value = _scalar(value)
     return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value < below
+
+
+def _scalar(value: Any) -> Any:
+    """The number in a one-element tensor (optimizers save ``step`` as one); anything else as is."""
+    return value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
 
 
 def _checked_params(cls: type, params: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
