@@ -4,6 +4,8 @@ The library's defaults are one compromise across environments; a preset is the s
 measured best on one environment, with the results file that shows it (README, Benchmark results).
 Like RL Baselines3 Zoo's hyperparameter files, but plain dicts of constructor arguments, so an
 explicit argument still overrides them: ``LSFSAC(..., **{**preset(...), "batch_size": 64})``.
+The agent networks a preset was measured with (the constructor's first argument, so not in the
+dict) are ``preset_policy(env, algo)``: ``LSFSAC(preset_policy("smax", "lsfsac"), env, **preset("smax", "lsfsac"))``.
 """
 
 from __future__ import annotations
@@ -66,8 +68,16 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def preset(env: str, algo: str) -> dict[str, Any]:
-    """A copy of the measured settings of ``algo`` on ``env`` (``"smax:3m"`` reads as ``"smax"``).
+#: ``(environment, algorithm) -> policy`` for the presets measured with other agent networks than
+#: ``"MlpPolicy"``: the SMAX runs used GRU agents (benchmarks/smax.py, README's SMAX results).
+PRESET_POLICIES: dict[tuple[str, str], str] = {
+    ("smax", "lsfsac"): "RnnPolicy",
+    ("smax", "qmix"): "RnnPolicy",
+}
+
+
+def _preset_key(env: str, algo: str) -> tuple[str, str]:
+    """The ``PRESETS`` key of ``env`` and ``algo`` (``"smax:3m"`` reads as ``"smax"``).
 
     Raises:
         ValueError: when there is no preset for the pair (the message lists those there are).
@@ -76,4 +86,22 @@ def preset(env: str, algo: str) -> dict[str, Any]:
     if key not in PRESETS:
         known = ", ".join(f"{e}/{a}" for e, a in PRESETS)
         raise ValueError(f"no preset for env {env!r} and algorithm {algo!r}; presets: {known}")
-    return dict(PRESETS[key])
+    return key
+
+
+def preset(env: str, algo: str) -> dict[str, Any]:
+    """A copy of the measured settings of ``algo`` on ``env`` (``"smax:3m"`` reads as ``"smax"``).
+
+    Raises:
+        ValueError: when there is no preset for the pair (the message lists those there are).
+    """
+    return dict(PRESETS[_preset_key(env, algo)])
+
+
+def preset_policy(env: str, algo: str) -> str:
+    """The agent networks the preset of ``algo`` on ``env`` was measured with: ``"MlpPolicy"`` or ``"RnnPolicy"``.
+
+    Raises:
+        ValueError: when there is no preset for the pair (the message lists those there are).
+    """
+    return PRESET_POLICIES.get(_preset_key(env, algo), "MlpPolicy")

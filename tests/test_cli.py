@@ -378,6 +378,23 @@ def test_preset_fills_the_settings_and_run_json_records_them(tmp_path: Path) -> 
     assert load_model(out / "model.zip", "cpu").policy_objective == "forward_kl"
 
 
+@pytest.mark.parametrize(
+    ("extra", "policy", "n_envs"),
+    [([], "RnnPolicy", 8), (["--policy", "MlpPolicy", "--n-envs", "2"], "MlpPolicy", 2)],
+)
+def test_smax_preset_takes_the_recurrent_agents_it_was_measured_with(
+    extra: list[str], policy: str, n_envs: int
+) -> None:
+    from marl_lsf.cli.command import build_parser
+    from marl_lsf.cli.train import _preset
+
+    args = build_parser().parse_args(["train", "--env", "smax:3m", "--preset", *extra])
+    settings = _preset(args)
+    assert (args.policy, args.n_envs) == (policy, n_envs), "the command line overrides the preset"
+    assert settings == {k: v for k, v in preset("smax", "lsfsac").items() if k != "n_envs"}
+    assert settings["target_entropy_scale"] == 0.2 and settings["ent_coef_learning_rate"] == 5e-3
+
+
 def test_preset_for_an_env_without_one_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,16 +6,25 @@ import pytest
 
 from marl_lsf.algorithms import algorithm_class
 from marl_lsf.envs import predator_prey_v1
-from marl_lsf.presets import PRESETS, preset
+from marl_lsf.presets import PRESET_POLICIES, PRESETS, preset, preset_policy
 
 
 @pytest.mark.parametrize(("env", "algo"), sorted(PRESETS))
 def test_every_preset_builds_its_algorithm(env: str, algo: str) -> None:
     settings = preset(env, algo)
     tiny = predator_prey_v1.parallel_env(grid_size=4, n_predators=2, n_prey=1, max_cycles=8)
-    model = algorithm_class(algo)("MlpPolicy", tiny, seed=0, **settings)
+    model = algorithm_class(algo)(preset_policy(env, algo), tiny, seed=0, **settings)
     for key, value in settings.items():
         assert getattr(model, key) == value, key
+    assert model.torso == model.policy_aliases[preset_policy(env, algo)]
+
+
+def test_the_smax_presets_are_recurrent_as_measured() -> None:
+    assert set(PRESET_POLICIES) <= set(PRESETS)
+    assert preset_policy("smax:3m", "LSFSAC") == preset_policy("smax", "qmix") == "RnnPolicy"
+    assert preset_policy("predator_prey", "lsfsac") == "MlpPolicy"
+    with pytest.raises(ValueError, match="no preset for env 'matrix_game'"):
+        preset_policy("matrix_game", "qmix")
 
 
 def test_preset_is_a_copy_and_reads_smax_map_names() -> None:

@@ -40,7 +40,7 @@ from marl_lsf.cli.common import (
 from marl_lsf.cli.options import add_env_options, add_subparser, add_trust_option
 from marl_lsf.cli.train_config import apply_config
 from marl_lsf.env_registry import EnvFactory, make_env_factory
-from marl_lsf.presets import preset
+from marl_lsf.presets import preset, preset_policy
 
 #: Defaults of ``train``'s options; None in the parser, so ``--resume`` can tell which were given.
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -136,16 +136,24 @@ def _new_model(
 
 
 def _preset(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``--preset`` settings of ``--env``/``--algo`` (``{}`` without it); its ``n_envs`` fills an unset ``--n-envs``."""
+    """The ``--preset`` settings of ``--env``/``--algo`` (``{}`` without it).
+
+    The preset's ``n_envs`` fills an unset ``--n-envs``, and the agent networks it was measured
+    with (``marl_lsf.presets.preset_policy``: ``RnnPolicy`` on SMAX) an unset ``--policy``.
+    """
     if not args.preset:
         return {}
+    algo = args.algo or TRAIN_DEFAULTS["algo"]
     try:
-        settings = preset(args.env, args.algo or TRAIN_DEFAULTS["algo"])
+        settings = preset(args.env, algo)
+        policy = preset_policy(args.env, algo)
     except ValueError as exc:
         raise CliError(f"--preset: {exc}") from exc
     n_envs = settings.pop("n_envs", None)
     if args.n_envs is None and n_envs is not None:
         args.n_envs = n_envs
+    if args.policy is None:
+        args.policy = policy
     return settings
 
 
@@ -376,8 +384,9 @@ def add_train_parser(sub: Any) -> None:
         "--preset",
         action="store_true",
         default=None,
-        help="start from the settings that measured best for this env and algorithm (marl_lsf.presets); "
-        "--algo-kwargs and --n-envs override them, run.json records them",
+        help="start from the settings that measured best for this env and algorithm (marl_lsf.presets), "
+        "its agent networks included (RnnPolicy on SMAX); --algo-kwargs, --n-envs and --policy override "
+        "them, run.json records them",
     )
     train.add_argument(
         "--algo-kwargs",
