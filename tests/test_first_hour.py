@@ -224,3 +224,19 @@ def test_no_run_folders_below_a_path_is_a_plot_error(tmp_path: Path) -> None:
         plotting.find_run_folders([tmp_path / "empty"])
     with pytest.raises(plotting.PlotError, match="is not a folder"):
         plotting.find_run_folders([tmp_path / "missing"])
+
+
+def test_the_readmes_utility_tables_call_runs_as_written() -> None:
+    import marl_lsf
+    from marl_lsf.envs import matrix_game_v0
+
+    calls = re.findall(r"`(marl_lsf\.utility_tables\([^`]*\))`", (REPO / "README.md").read_text())
+    assert calls, "the README shows no utility_tables call"
+    env = matrix_game_v0.parallel_env()
+    obs, _ = env.reset(seed=0)
+    model = marl_lsf.QMIX("MlpPolicy", matrix_game_v0.parallel_env, hidden_dim=8, seed=0)
+    for call in calls:
+        tables = eval(call, {"marl_lsf": marl_lsf, "model": model, "obs": obs, "env": env})
+        assert tables.joint.shape == (3, 3)
+    with pytest.raises(ValueError, match=re.escape("pass state=env.state() to utility_tables")):
+        marl_lsf.utility_tables(model, obs)
