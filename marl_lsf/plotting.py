@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ import numpy as np  # noqa: E402
 STEP_KEY = "time/total_timesteps"
 #: Points of the common x grid that the curves of a group are interpolated onto.
 GRID_POINTS = 200
+#: Characters per line of a legend entry: longer labels (a sweep's many differing settings) are
+#: wrapped, so the legend stays inside the figure instead of squeezing the axes off its edge.
+LEGEND_WIDTH = 48
 
 #: ``run.json`` settings that do not set runs apart as experiments (runs differing only here are seeds).
 IGNORED_SETTINGS = ("seed",)
@@ -69,7 +73,7 @@ def plot_curves(
             continue
         grid, ys = _common_grid(cleaned)
         median = np.median(ys, axis=0)
-        name = f"{label} (n={len(cleaned)})"
+        name = legend_label(label, len(cleaned))
         (line,) = ax.plot(grid, median, label=name, marker="o" if grid.size == 1 else None)
         if len(cleaned) > 1:
             ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), color=line.get_color(), alpha=0.2)
@@ -82,13 +86,50 @@ def plot_curves(
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    wrapped = any("\n" in label for label in ax.get_legend_handles_labels()[1])
     fig.tight_layout()
+    if wrapped:
+        # Long labels go below the x label, where they cover no curve; the saved image grows to hold them.
+        label_box = ax.xaxis.label.get_window_extent(fig.canvas.get_renderer())
+        below = ax.transAxes.inverted().transform((0.0, label_box.y0))[1]
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, below - 0.02), fontsize="small")
+    else:
+        ax.legend()
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight" if wrapped else None)
     plt.close(fig)
     return path
+
+
+def legend_label(label: str, n_curves: int) -> str:
+    """``"label (n=K)"`` wrapped to lines of at most ``LEGEND_WIDTH`` characters, breaking at spaces."""
+    return textwrap.fill(
+        f"{label} (n={n_curves})", LEGEND_WIDTH, break_long_words=False, break_on_hyphens=False
+    )
+
+
+def common_last_step(groups: Mapping[str, Sequence[Curve]]) -> float | None:
+    """The largest step every curve of every group reached (None when there is no point).
+
+    Runs cut at different steps (by a wall-time limit, say) are compared there, not at their ends.
+    """
+    ends = [float(np.max(x)) for curves in groups.values() for x, y in curves if np.asarray(x).size]
+    return min(ends) if ends else None
+
+
+def value_at(curves: Sequence[Curve], step: float) -> float | None:
+    """The median over ``curves`` of their value at ``step``, linearly interpolated between logged points.
+
+    A curve counts only where ``step`` lies within its logged steps; None when none covers it.
+    """
+    values = []
+    for x, y in curves:
+        x, y = _clean(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+        if x.size and x[0] <= step <= x[-1]:
+            values.append(float(np.interp(step, x, y)))
+    return float(np.median(values)) if values else None
 
 
 def _clean(x: np.ndarray, y: np.ndarray) -> Curve:

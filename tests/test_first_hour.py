@@ -240,3 +240,40 @@ def test_the_readmes_utility_tables_call_runs_as_written() -> None:
         assert tables.joint.shape == (3, 3)
     with pytest.raises(ValueError, match=re.escape("pass state=env.state() to utility_tables")):
         marl_lsf.utility_tables(model, obs)
+
+
+def test_plot_compares_runs_cut_at_different_steps_where_all_got_to(
+    sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The latent_dim=0 runs stop at step 200 (as runs cut by a wall-time limit do).
+    for seed in (0, 1):
+        progress = sweep_dir / "lsfsac" / "predator_prey" / "latent_dim=0" / f"seed_{seed}" / "progress.csv"
+        progress.write_text("\n".join(progress.read_text().splitlines()[:3]) + "\n")
+    groups = plotting.load_run_curves(plotting.find_run_folders([sweep_dir]), "eval/mean_return")
+    assert plotting.common_last_step(groups) == 200
+    assert plotting.value_at(groups["latent_dim=default"], 200) == pytest.approx(2.5)  # seeds 2.0 and 3.0
+    assert plotting.value_at(groups["latent_dim=default"], 150) == pytest.approx(2.0)
+    assert plotting.value_at(groups["latent_dim=0"], 250) is None
+
+    assert main(["plot", str(sweep_dir), "--out", str(tmp_path / "c.png"), "--key", "eval/mean_return"]) == 0
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2:6]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("│")
+    }
+    assert [cell.strip() for cell in rows["latent_dim=default"]] == ["2", "2.500", "3.500", "300"]
+    assert [cell.strip() for cell in rows["latent_dim=0"]] == ["2", "12.500", "12.500", "200"]
+
+
+def test_long_legend_labels_wrap_below_the_axes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    label = " / ".join(f"setting_{i}=value_{i}" for i in range(8))
+    wrapped = plotting.legend_label(label, 3)
+    assert wrapped.endswith("(n=3)") and max(map(len, wrapped.splitlines())) <= plotting.LEGEND_WIDTH
+    curve = (np.arange(5.0), np.arange(5.0))
+    short = plotting.plot_curves({"a": [curve]}, tmp_path / "short.png")
+    long = plotting.plot_curves({label: [curve], label + " / x=1": [curve]}, tmp_path / "long.png")
+    (short_w, short_h), (long_w, long_h) = Image.open(short).size, Image.open(long).size
+    assert long_w <= short_w + 20, "the legend does not widen the figure"
+    assert long_h > short_h + 100, "the legend sits below the axes, which keep their height"

@@ -15,19 +15,38 @@ from marl_lsf.cli.options import add_subparser
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """``marl-lsf plot``: learning curves of run folders, grouped by their settings."""
-    from marl_lsf.plotting import find_run_folders, load_run_curves, plot_curves, shared_setup
+    from marl_lsf.plotting import (
+        common_last_step,
+        find_run_folders,
+        load_run_curves,
+        plot_curves,
+        shared_setup,
+        value_at,
+    )
 
     label_by = [name.strip() for name in args.label_by.split(",") if name.strip()] or None
     folders = find_run_folders(args.runs)
     groups = load_run_curves(folders, args.key, label_by)
     title = args.title or " - ".join(filter(None, [args.key, shared_setup(folders)]))
     path = plot_curves(groups, args.out, "environment steps", args.key, title)
-    table = Table(title=f"{args.key}: {path}")
-    table.add_column("group")
-    table.add_column("runs", justify="right")
-    table.add_column("final value (median)", justify="right")
+    # Runs cut at different steps are compared where all of them got to, beside their own ends.
+    common = common_last_step(groups)
+    table = Table(
+        title=f"{args.key}: {path}",
+        caption="medians over each group's runs: at the last step all runs reached, and at their own ends",
+    )
+    table.add_column("group", overflow="fold")
+    for header in ("runs", f"at {common:,.0f}", "final", "final step"):
+        table.add_column(header, justify="right", no_wrap=True)
     for label, curves in groups.items():
-        table.add_row(escape(label), str(len(curves)), f"{np.median([y[-1] for _, y in curves]):.3f}")
+        at_common = value_at(curves, common) if common is not None else None
+        table.add_row(
+            escape(label),
+            str(len(curves)),
+            "-" if at_common is None else f"{at_common:.3f}",
+            f"{np.median([y[-1] for _, y in curves]):.3f}",
+            f"{np.median([x[-1] for x, _ in curves]):,.0f}",
+        )
     console.print(table)
     return 0
 
