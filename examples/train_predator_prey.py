@@ -7,7 +7,8 @@
    against a random team on 16 test episodes and renders one episode to ``runs/demo/replay.gif``.
 2. Trains a fresh LSF-SAC with the same preset for ``MARL_LSF_EXAMPLE_STEPS`` steps (default
    10,000, which fits the demo in five minutes on two busy cores; the shipped team needed 1M),
-   with a progress bar, logging to ``runs/demo/progress.csv`` and drawing its training return to
+   with a progress bar (a line of progress every 15 s when the output is not a terminal),
+   logging to ``runs/demo/progress.csv`` and drawing its training return to
    ``runs/demo/curve.png``, then saves it to ``runs/demo/``, reloads it and checks the reloaded
    team acts identically.
 """
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marl_lsf import LSFSAC, evaluate_policy, evaluate_random_policy
+from marl_lsf.callbacks import ProgressLogCallback
 from marl_lsf.checkpoint import configure_logger
 from marl_lsf.envs import predator_prey_v1
 from marl_lsf.plotting import PlotError, plot_curves, read_progress
@@ -55,7 +58,10 @@ def main() -> None:
     model = LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, seed=0, **preset("predator_prey", "lsfsac"))
     model.set_logger(configure_logger(OUT, ["csv"], resume_step=-1))  # a fresh progress.csv
     start = time.perf_counter()
-    model.learn(STEPS, progress_bar=True)
+    if sys.stdout.isatty():
+        model.learn(STEPS, progress_bar=True)
+    else:  # piped or in a log file: a progress bar would show nothing until the end
+        model.learn(STEPS, callback=ProgressLogCallback(interval_s=15))
     seconds = time.perf_counter() - start
     model.logger.close()
     try:

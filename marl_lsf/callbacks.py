@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -118,3 +121,75 @@ class EvalCallback(BaseCallback):
         if self.on_result is not None:
             self.on_result(self.num_timesteps, result)
         return result
+
+
+def _now() -> float:
+    """Seconds on a monotonic clock (one place, so tests can set the time)."""
+    return time.perf_counter()
+
+
+def _duration(seconds: float) -> str:
+    """``h:mm:ss`` (``m:ss`` under an hour)."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressLogCallback(BaseCallback):
+    """Progress as plain lines, one every ``interval_s`` seconds: for output that is not a terminal.
+
+    ``learn(progress_bar=True)`` redraws one terminal line, so in a pipe or a log file
+    (``make demo > demo.log``, a batch job) nothing shows until training ends. This callback
+    prints lines instead, each with the env steps done of the run's total, the rate in env steps
+    per second over the last interval and over the whole call (timed here, from the first step
+    of this ``learn`` call), the time spent and the time left at the rate so far; and a last line
+    when training ends. Usage: ``model.learn(n, callback=ProgressLogCallback())``, or
+    ``progress_bar=sys.stdout.isatty()`` with this callback when it is not.
+
+    Args:
+        interval_s: seconds between lines (0: a line at every vector step).
+        file: where the lines go (default: ``sys.stdout`` at the time of printing), flushed
+            after each line.
+        verbose: Stable-Baselines3's callback verbosity (unused).
+    """
+
+    def __init__(self, interval_s: float = 30.0, file: TextIO | None = None, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if interval_s < 0:
+            raise ValueError(f"interval_s must be >= 0, got {interval_s}")
+        self.interval_s = interval_s
+        self.file = file
+        self._start_time = self._last_time = 0.0
+        self._start_steps = self._last_steps = self._total = 0
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.file or sys.stdout, flush=True)
+
+    def _on_training_start(self) -> None:
+        self._start_time = self._last_time = _now()
+        self._start_steps = self._last_steps = self.num_timesteps
+        self._total = int(self.locals.get("total_timesteps", 0))
+
+    def _on_step(self) -> bool:
+        now = _now()
+        if now - self._last_time >= self.interval_s:
+            recent = (self.num_timesteps - self._last_steps) / max(now - self._last_time, 1e-9)
+            self._print(self._line(now) + f" ({recent:,.0f} in the last {now - self._last_time:.0f} s)")
+            self._last_time, self._last_steps = now, self.num_timesteps
+        return True
+
+    def _line(self, now: float) -> str:
+        """``step done/total (p%), R steps/s, T elapsed, ~L left``: the whole call's rate."""
+        elapsed = now - self._start_time
+        done = self.num_timesteps - self._start_steps
+        rate = done / elapsed if elapsed > 0 else 0.0
+        line = f"step {self.num_timesteps:,}/{self._total:,}"
+        if self._total > 0:
+            line += f" ({100 * min(self.num_timesteps / self._total, 1.0):.0f}%)"
+        line += f", {rate:,.0f} steps/s, {_duration(elapsed)} elapsed"
+        if rate > 0 and self._total > self.num_timesteps:
+            line += f", ~{_duration((self._total - self.num_timesteps) / rate)} left"
+        return line
+
+    def _on_training_end(self) -> None:
+        self._print("done: " + self._line(_now()))

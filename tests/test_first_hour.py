@@ -277,3 +277,27 @@ def test_long_legend_labels_wrap_below_the_axes(tmp_path: Path) -> None:
     (short_w, short_h), (long_w, long_h) = Image.open(short).size, Image.open(long).size
     assert long_w <= short_w + 20, "the legend does not widen the figure"
     assert long_h > short_h + 100, "the legend sits below the axes, which keep their height"
+
+
+def test_progress_lines_report_true_rates_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import itertools
+
+    from marl_lsf import QMIX, callbacks
+    from marl_lsf.envs import matrix_game_v0
+
+    clock = itertools.count(start=100.0, step=1.0)  # every reading of the clock is one second later
+    monkeypatch.setattr(callbacks, "_now", lambda: next(clock))
+    model = QMIX("MlpPolicy", matrix_game_v0.parallel_env, n_envs=2, vectorization="sync", hidden_dim=8)
+    out = io.StringIO()
+    model.learn(12, callback=callbacks.ProgressLogCallback(interval_s=2.0, file=out))
+    lines = out.getvalue().splitlines()
+    # 6 vector steps of 2 env steps at t = 1..6 s after the start: a line every 2 s, then "done" at 7 s.
+    assert lines == [
+        "step 4/12 (33%), 2 steps/s, 0:02 elapsed, ~0:04 left (2 in the last 2 s)",
+        "step 8/12 (67%), 2 steps/s, 0:04 elapsed, ~0:02 left (2 in the last 2 s)",
+        "step 12/12 (100%), 2 steps/s, 0:06 elapsed (2 in the last 2 s)",
+        "done: step 12/12 (100%), 2 steps/s, 0:07 elapsed",
+    ]
+    with pytest.raises(ValueError, match="interval_s must be >= 0"):
+        callbacks.ProgressLogCallback(interval_s=-1)
