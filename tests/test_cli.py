@@ -398,5 +398,6 @@ def test_smax_preset_takes_the_recurrent_agents_it_was_measured_with(
 def test_preset_for_an_env_without_one_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["train", "--env", "matrix_game", "--preset", "--out", str(tmp_path / "mg")]) == 2
-    assert "--preset: no preset for env 'matrix_game'" in capsys.readouterr().err
+    argv = ["train", "--env", "matrix_game", "--algo", "qmix", "--preset", "--out", str(tmp_path / "mg")]
+    assert main(argv) == 2
+    assert "--preset: no preset for env 'matrix_game' and algorithm 'qmix'" in capsys.readouterr().err

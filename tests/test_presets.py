@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 
 from marl_lsf.algorithms import algorithm_class
@@ -34,5 +38,20 @@ def test_preset_is_a_copy_and_reads_smax_map_names() -> None:
 
 
 def test_unknown_preset_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"no preset for env 'matrix_game'.*predator_prey/lsfsac"):
-        preset("matrix_game", "lsfsac")
+    with pytest.raises(
+        ValueError, match=r"no preset for env 'matrix_game' and algorithm 'qmix'.*predator_prey/lsfsac"
+    ):
+        preset("matrix_game", "qmix")
+
+
+def test_the_matrix_game_presets_are_the_benchmarks_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each matrix-game preset is the settings of the benchmark row it cites (less ``vectorization``)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.delitem(sys.modules, "runs", raising=False)
+    benchmark = importlib.import_module("matrix_game")
+    monkeypatch.delitem(sys.modules, "matrix_game")
+    rows = {config.name: config.kwargs for config in benchmark.CONFIGS}
+    schedule = {k: v for k, v in benchmark.COMMON.items() if k != "vectorization"}
+    assert preset("matrix_game", "lsfsac") == schedule | rows["LSF-SAC"]
+    assert preset("matrix_game", "cw_qmix") == schedule | rows["CW-QMIX, alpha 0.1"]
+    assert preset("matrix_game", "qtran") == schedule | rows["QTRAN, authors' exploration"]
