@@ -401,3 +401,11 @@ def test_preset_for_an_env_without_one_is_a_one_line_error(
     argv = ["train", "--env", "matrix_game", "--algo", "qmix", "--preset", "--out", str(tmp_path / "mg")]
     assert main(argv) == 2
     assert "--preset: no preset for env 'matrix_game' and algorithm 'qmix'" in capsys.readouterr().err
+
+
+def test_paths_are_printed_whole_when_piped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / ("a_long_folder_name_" * 4) / "[run]"
+    assert main(["train", "--env", "matrix_game", "--timesteps", "8", "--quiet", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()  # captured output: 80 columns, as in a pipe
+    assert any(line.endswith(f"-> {out}") for line in lines), "the start line keeps the whole folder"
+    assert f"model: {out / 'model.zip'}" in lines and f"logs: {out}" in lines

@@ -114,7 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     (out / RUN_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
     console.print(
         f"Training [bold]{cls.__name__}[/] ({escape(args.policy)}) on [bold]{escape(args.env)}[/] "
-        f"for {args.timesteps:,} steps, seed {args.seed} -> {escape(str(out))}"
+        f"for {args.timesteps:,} steps, seed {args.seed} -> {escape(str(out))}",
+        soft_wrap=True,
     )
     return _learn(model, factory, out, settings, args, resume_step=None)
 
@@ -297,7 +298,7 @@ def _learn(
         model.logger.close()
     saved = model.save(out / "model.zip")
     table = Table(title="interrupted: model saved" if interrupted else "training done")
-    table.add_column("")
+    table.add_column("", no_wrap=True)
     table.add_column("value", justify="right")
     table.add_row("environment steps", f"{model.num_timesteps:,}")
     if model.ep_info_buffer:
@@ -307,9 +308,10 @@ def _learn(
         )
     if evaluator is not None and evaluator.history:
         table.add_row("best eval mean return", f"{evaluator.best_mean_return:.3f}")
-    table.add_row("model", str(saved))
-    table.add_row("logs", str(out))
     console.print(table)
+    # The paths go below the table, each whole on one line: in a table cell a narrow or piped
+    # terminal (80 columns) cut them to "a/very/long/...".
+    console.print(f"model: {escape(str(saved))}\nlogs: {escape(str(out))}", soft_wrap=True, highlight=False)
     return 130 if interrupted else 0
 
 
