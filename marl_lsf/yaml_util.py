@@ -2,8 +2,9 @@
 
 ``yaml.safe_load`` builds no Python objects beyond plain data, but YAML aliases let a few hundred
 bytes stand for billions of values (the "billion laughs" file), which then explode when the
-settings are written to JSON or iterated. ``load_settings`` caps the file size and the number of
-values after aliases are expanded.
+settings are written to JSON or iterated, and PyYAML builds nested values recursively, so a few
+kilobytes of ``[[[[...`` exhaust Python's recursion limit. ``load_settings`` caps the file size,
+the nesting depth and the number of values after aliases are expanded.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ def load_settings(path: str | Path, what: str) -> dict[str, Any]:
         what: what the mapping holds, for the error message (``"train options"``).
 
     Raises:
-        ValueError: the file is missing, over ``MAX_SETTINGS_BYTES``, not valid YAML, holds more
-            than ``MAX_SETTINGS_VALUES`` values once its aliases are expanded, or is not a mapping;
-            the message names the file.
+        ValueError: the file is missing, over ``MAX_SETTINGS_BYTES``, not valid YAML, nested too
+            deeply for the parser, holds more than ``MAX_SETTINGS_VALUES`` values once its aliases
+            are expanded, or is not a mapping; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -40,6 +41,8 @@ def load_settings(path: str | Path, what: str) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid YAML or JSON ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a settings file") from None
     count, stack = 0, [data]
     while stack:
         value = stack.pop()

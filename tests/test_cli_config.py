@@ -83,6 +83,10 @@ BAD_CONFIGS = {
         + "env: matrix_game\n",
         r"holds over 10,000 values",
     ),
+    "nested too deeply": (
+        "env: matrix_game\nalgo_kwargs: {a: " + "[" * 5000 + "]" * 5000 + "}\n",
+        r"is nested too deeply to be a settings file",
+    ),
 }
 
 

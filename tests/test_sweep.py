@@ -111,3 +111,13 @@ def test_a_yaml_alias_bomb_grid_is_refused(tmp_path: Path) -> None:
     bomb.write_text("algos: [lsfsac]\nenvs: [matrix_game]\nalgo_kwargs: {" + ", ".join(anchors) + "}\n")
     with pytest.raises(SweepError, match=r"holds over 10,000 values \(YAML aliases expanded\)"):
         read_grid_yaml(bomb)
+
+
+def test_a_deeply_nested_grid_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from marl_lsf.cli import main
+
+    deep = tmp_path / "deep.yaml"  # PyYAML composes nested values recursively
+    deep.write_text("[" * 50_000 + "]" * 50_000)
+    assert main(["sweep", str(deep), "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is nested too deeply to be a settings file" in err, err
