@@ -47,7 +47,9 @@ def save_model_file(path: str | os.PathLike[str], data: dict[str, Any], tensors:
     """Write a model file atomically: a crash mid-write never leaves a truncated file at ``path``.
 
     ``tensors`` is streamed into the zip member (no second copy in memory), so large replay
-    buffers can be saved. Returns the path written (with ``.zip`` added when missing).
+    buffers can be saved. Returns the path written (with ``.zip`` added when missing). An
+    ``OSError`` that names no file (a full disk) is raised with ``path`` as its file name, so its
+    message says which file could not be saved.
     """
     path = model_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +68,11 @@ def save_model_file(path: str | os.PathLike[str], data: dict[str, Any], tensors:
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None and exc.errno is not None:
+            exc.filename = str(path)  # a failed write (a full disk) names no file: name the one being saved
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

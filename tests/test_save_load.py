@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -249,6 +250,19 @@ def test_failed_write_keeps_the_previous_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip"]  # no temporary files left behind
     data, tensors = load_model_file(path)
     assert data["algorithm"] == "LSFSAC" and "module/actor" in tensors
+
+
+def test_a_full_disk_names_the_file_that_could_not_be_saved(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(obj: object, f: io.IOBase) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(save_util.torch, "save", disk_full)
+    with pytest.raises(OSError) as error:
+        LSFSAC.load(saved).save(tmp_path / "m.zip")
+    assert str(error.value) == f"[Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}: '{tmp_path / 'm.zip'}'"
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
