@@ -256,6 +256,7 @@ def test_sweep_forwards_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         (["train", "--env", "matrix_game", "--out", "notes.txt"], "--out notes.txt is a file"),
         (["replay", "missing/model.zip", "--fps", "0"], "--fps: must be greater than 0"),
+        (["eval", "missing/model.zip", "--episodes", "0"], "--episodes: must be greater than 0"),
         (["eval", "missing/model.zip", "--device", "cuda:x"], "argument --device"),
     ],
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from marl_lsf.cli.common import console, env_factory_for, load_model
+from marl_lsf.cli.common import console, env_factory_for, load_model, positive
 from marl_lsf.cli.options import add_model_options, add_subparser
 from marl_lsf.evaluation import evaluate_policy
 
@@ -40,5 +40,5 @@ def add_eval_parser(sub: Any) -> None:
         "Run episodes with a saved model's decentralized policies; print the return, win rate and length.",
     )
     add_model_options(evaluate)
-    evaluate.add_argument("--episodes", type=int, default=32, metavar="K", help="episodes to run")
+    evaluate.add_argument("--episodes", type=positive(int), default=32, metavar="K", help="episodes to run")
     evaluate.set_defaults(func=cmd_eval)
