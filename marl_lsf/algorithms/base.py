@@ -54,7 +54,7 @@ from torch import nn
 from marl_lsf.algorithms.acting import ActingMixin
 from marl_lsf.algorithms.collection import RolloutCollectionMixin
 from marl_lsf.algorithms.persistence import PersistenceMixin
-from marl_lsf.algorithms.utils import SelfAlgorithm, adam, epsilon_schedule, resolve_device
+from marl_lsf.algorithms.utils import SelfAlgorithm, adam, epsilon_schedule, resolve_device, resolve_threads
 from marl_lsf.buffer import EpisodeBatch, EpisodeReplayBuffer
 from marl_lsf.nets.policies import ActingPolicy
 from marl_lsf.save_util import set_global_rng_state
@@ -118,7 +118,9 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         verbose: 0 silent, 1 training info, 2 debug.
         seed: seed for Python, NumPy, torch and the environments.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a ``torch.device``.
-        n_threads: torch CPU threads (None leaves torch's default).
+        n_threads: torch CPU threads: ``"auto"`` uses the cores other processes leave idle (all of
+            them on an idle machine, one when they are busy; ``marl_lsf.algorithms.utils.idle_cpus``),
+            an int sets that many, None leaves torch's setting (one per core).
     """
 
     policy_aliases: ClassVar[dict[str, str]] = {"MlpPolicy": "mlp", "RnnPolicy": "rnn"}
@@ -152,7 +154,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         verbose: int = 0,
         seed: int | None = None,
         device: torch.device | str = "auto",
-        n_threads: int | None = None,
+        n_threads: int | str | None = "auto",
         _spec: TeamSpec | None = None,
         _init_setup_model: bool = True,
     ) -> None:
@@ -197,8 +199,9 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         self.seed = seed
         self.device = resolve_device(device)
         self.n_threads = n_threads
-        if n_threads is not None:
-            torch.set_num_threads(n_threads)
+        threads = resolve_threads(n_threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
 
         self.env: TeamVecEnv | None = None
         if env is not None:

@@ -1,7 +1,8 @@
-"""Helpers of the algorithms: their optimizer, the exploration schedule and the algorithms' self-type."""
+"""Helpers of the algorithms: their device and threads, optimizer, exploration schedule and self-type."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -37,6 +38,43 @@ def resolve_device(device: torch.device | str) -> torch.device:
             "machine; use 'cpu' or 'auto'"
         )
     return get_device(device)
+
+
+def idle_cpus() -> int:
+    """The CPUs this process may run on that other processes leave idle, at least 1.
+
+    The CPUs of the process's affinity mask minus the system's 1-minute load average (rounded),
+    clamped to ``[1, CPUs]``. It is the ``n_threads="auto"`` rule: torch's default of one thread per
+    core collapses when other processes share the cores, while on an idle machine the update
+    gains from every core (benchmarks/results/threads.md in the repository). The load average trails the load by about
+    a minute, so processes started together (a sweep) should pass their threads explicitly, as
+    ``marl-lsf sweep`` does.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = 0.0
+    return max(1, min(cpus, cpus - round(busy)))
+
+
+def resolve_threads(n_threads: int | str | None) -> int | None:
+    """Torch CPU threads for ``n_threads``: an int as given, ``"auto"`` per ``idle_cpus``, None to
+    leave torch's setting alone.
+
+    Raises:
+        ValueError: anything else, or a count below 1.
+    """
+    if n_threads is None:
+        return None
+    if n_threads == "auto":
+        return idle_cpus()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int, 'auto' or None, got {n_threads!r}")
+    return n_threads
 
 
 def adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
