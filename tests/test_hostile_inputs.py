@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_reliability import RandomEnv
 
-from marl_lsf import LSFSAC, QMIX, MultiAgentAlgorithm
+from marl_lsf import LSFSAC, QMIX, MultiAgentAlgorithm, evaluate_policy
+from marl_lsf.algorithms import ALGORITHMS
 from marl_lsf.cli import main
 from marl_lsf.envs import matrix_game_v0
 from marl_lsf.nets.agents import masked_argmax, masked_log_softmax, masked_sample
+from marl_lsf.nets.policies import ActingPolicy
 from marl_lsf.save_util import ModelFileError
 
 MATRIX_FACTORY = "marl_lsf.envs.matrix_game_v0:parallel_env"
@@ -257,6 +260,75 @@ def test_predict_refuses_bad_action_masks_by_name(masks: object, message: str) -
     obs, _ = matrix_game_v0.parallel_env().reset(seed=0)
     with pytest.raises(ValueError, match=message):
         model.predict(obs, action_masks=masks)
+
+
+#: Every value an acting network's output may take in the end-to-end test, NaN included.
+HOSTILE_SCORES = np.array([-np.inf, -1e30, -1e10, -1e9, 0.0, 1e9, 1e30, np.inf, np.nan], dtype=np.float32)
+
+#: Three agents with 2, 5 and 4 actions (so padded actions are unavailable too), random masks in
+#: ``info`` at every step (``RandomEnv.step`` asserts every action it gets is available); the second
+#: agent leaves at step 3 of each six-step episode.
+MASKED_ENV = {
+    "n_agents": 3,
+    "obs_shapes": [(2,)] * 3,
+    "action_counts": [2, 5, 4],
+    "mask_mode": "info",
+    "has_state": True,
+    "state_dim": 3,
+    "length": 6,
+    "leave_steps": [None, 3, None],
+    "fault": "none",
+    "fault_step": 0,
+    "seed": 0,
+}
+
+
+def make_hostile(policy: ActingPolicy, seed: int) -> None:
+    """Replace the acting network's scores with values drawn from ``HOSTILE_SCORES`` (memory kept)."""
+    rng = np.random.default_rng(seed)
+    network_scores = policy.scores
+
+    def scores(obs: torch.Tensor, memory: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, hidden = network_scores(obs, memory)
+        drawn = rng.choice(HOSTILE_SCORES, size=tuple(out.shape))
+        return torch.as_tensor(drawn, dtype=out.dtype, device=out.device), hidden
+
+    policy.scores = scores  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_no_algorithm_chooses_an_unavailable_action_in_predict_evaluate_or_learn(name: str) -> None:
+    """End to end, for every algorithm: an env whose masks change at every step and a network whose
+    outputs are anything from -inf to +inf (or NaN); the env asserts each action is available."""
+    env = RandomEnv(MASKED_ENV)
+    model = ALGORITHMS[name](
+        "MlpPolicy",
+        lambda: RandomEnv(MASKED_ENV),
+        hidden_dim=8,
+        batch_size=2,
+        seed=0,
+        device="cpu",
+        n_threads=1,
+    )
+    make_hostile(model.policy, seed=1)
+    decisions = 0
+    for deterministic in (True, False):
+        obs, infos = env.reset(seed=0)
+        state, start = None, True
+        for _ in range(300):  # 50 episodes
+            actions, state = model.predict(obs, state, start, deterministic=deterministic, action_masks=infos)
+            decisions += len(actions)
+            obs, _, _, _, infos = env.step(actions)
+            start = not env.agents
+            if start:
+                obs, infos = env.reset()
+            obs = {agent: obs[agent] for agent in env.agents}  # an agent that left acts no more
+    assert decisions > 1000
+    for deterministic in (True, False):
+        evaluate_policy(model, lambda: RandomEnv(MASKED_ENV), n_eval_episodes=20, deterministic=deterministic)
+    assert model.learning_starts == 0  # learn acts with the hostile policy from its first step
+    model.learn(300)
+    assert model.num_timesteps == 300
 
 
 # -- malformed model files ------------------------------------------------------------------------
