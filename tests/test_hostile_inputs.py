@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tracemalloc
 import zipfile
@@ -406,6 +407,31 @@ def test_settings_of_the_wrong_type_are_named(
     path = altered(model_file, tmp_path / "setting.zip", data_text=json.dumps(data))
     with pytest.raises(ModelFileError, match=f"model setting '{setting}' must be {expected}, got"):
         LSFSAC.load(path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("n_critics", 10**6, "n_critics must be 1 or 2"),
+        ("gamma", 5.0, "gamma must be in [0, 1]"),
+        ("mixer", "nope", "mixer must be 'qmix' or 'vdn'"),
+        ("policy", "Foo", "unknown policy 'Foo'"),
+    ],
+)
+def test_settings_the_constructor_refuses_are_a_model_file_error(
+    model_file: Path, tmp_path: Path, setting: str, value: object, message: str
+) -> None:
+    data = file_data(model_file)
+    if setting == "policy":
+        data["policy"] = value
+    else:
+        data["params"][setting] = value
+    path = altered(model_file, tmp_path / "refused.zip", data_text=json.dumps(data))
+    for env in (None, matrix_game_v0.parallel_env()):
+        with pytest.raises(ModelFileError, match=re.escape(f"model settings are invalid ({message}")):
+            LSFSAC.load(path, env=env)
+    if setting == "gamma":  # a setting the caller passes replaces the file's
+        assert LSFSAC.load(path, gamma=0.9).gamma == 0.9
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])

@@ -294,6 +294,13 @@ class PersistenceMixin:
                     f"{path}: model settings may not set {refused}; pass them to load() instead"
                 )
             params = _checked_params(cls, params, path)
+            # The file's settings alone first (without the caller's env and overrides), so that a
+            # value the constructor refuses is reported as the file's.
+            try:
+                kept = {key: value for key, value in params.items() if key not in kwargs}
+                cls(data["policy"], None, device="cpu", _spec=spec, _init_setup_model=False, **kept)
+            except ValueError as exc:
+                raise ModelFileError(f"{path}: model settings are invalid ({exc})") from exc
             model = cls(
                 data["policy"], env, device=device, _spec=spec, _init_setup_model=False, **(params | kwargs)
             )
