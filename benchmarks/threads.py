@@ -56,7 +56,9 @@ def spin(stop: mp.Event) -> None:
 
 def measure(setting: str, updates: int) -> dict:
     """One subprocess measurement of the update with ``n_threads=setting``."""
-    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    }
     out = subprocess.run(
         [sys.executable, "-c", CHILD, setting, str(updates)],
         env=env,
@@ -69,8 +71,12 @@ def measure(setting: str, updates: int) -> dict:
 
 def main() -> None:
     """Command line: interleaved measurements, appended to ``results/threads.md``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--busy", type=int, default=0, help="processes spinning on the CPU beside the measurement")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--busy", type=int, default=0, help="processes spinning on the CPU beside the measurement"
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--updates", type=int, default=5)
     parser.add_argument("--settings", nargs="+", default=["1", str(os.cpu_count() or 1), "auto"])
@@ -89,7 +95,9 @@ def main() -> None:
                 load = os.getloadavg()[0]
                 result = measure(setting, args.updates)
                 rows.append((rep, setting, result["threads"], load, result["ms"]))
-                print(f"rep {rep} n_threads={setting}: {result['threads']} threads, {result['ms']:.0f} ms/update")
+                print(
+                    f"rep {rep} n_threads={setting}: {result['threads']} threads, {result['ms']:.0f} ms/update"
+                )
     finally:
         stop.set()
         for process in spinners:
@@ -103,7 +111,10 @@ def main() -> None:
         "",
         "| rep | n_threads | torch threads used | load average (1 min) before | ms per update |",
         "|---:|---|---:|---:|---:|",
-        *(f"| {rep} | {setting} | {threads} | {load:.1f} | {ms:.0f} |" for rep, setting, threads, load, ms in rows),
+        *(
+            f"| {rep} | {setting} | {threads} | {load:.1f} | {ms:.0f} |"
+            for rep, setting, threads, load, ms in rows
+        ),
         "",
         "| n_threads | median ms per update |",
         "|---|---:|",
@@ -112,7 +123,11 @@ def main() -> None:
         times = sorted(ms for _, s, _, _, ms in rows if s == setting)
         lines.append(f"| {setting} | {times[len(times) // 2]:.0f} |")
     out = Path(args.out) / "threads.md"
-    header = "" if out.exists() else "# Torch threads and the LSF-SAC training update (predator-prey preset, fixed batch)\n\n"
+    header = (
+        ""
+        if out.exists()
+        else "# Torch threads and the LSF-SAC training update (predator-prey preset, fixed batch)\n\n"
+    )
     with out.open("a") as handle:
         handle.write(header + "\n".join(lines) + "\n\n")
     print(f"wrote {out}")

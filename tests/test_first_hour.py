@@ -301,31 +301,3 @@ def test_progress_lines_report_true_rates_without_a_terminal(monkeypatch: pytest
     ]
     with pytest.raises(ValueError, match="interval_s must be >= 0"):
         callbacks.ProgressLogCallback(interval_s=-1)
-
-
-def test_auto_threads_use_the_cores_other_processes_leave_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    from marl_lsf.algorithms import utils
-
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    for load, threads in ((0.2, 4), (1.6, 2), (3.0, 1), (9.0, 1)):
-        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert utils.resolve_threads("auto") == threads
-    assert utils.resolve_threads(3) == 3
-    assert utils.resolve_threads(None) is None
-
-
-@pytest.mark.parametrize("bad", [0, -1, "all", 1.5, True])
-def test_a_bad_thread_count_is_refused_by_name(bad: object) -> None:
-    with pytest.raises(ValueError, match="n_threads must be a positive int, 'auto' or None"):
-        LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_threads=bad)
-
-
-def test_a_model_sets_the_threads_it_was_given() -> None:
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_threads=1)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)

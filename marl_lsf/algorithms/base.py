@@ -54,7 +54,14 @@ from torch import nn
 from marl_lsf.algorithms.acting import ActingMixin
 from marl_lsf.algorithms.collection import RolloutCollectionMixin
 from marl_lsf.algorithms.persistence import PersistenceMixin
-from marl_lsf.algorithms.utils import SelfAlgorithm, adam, epsilon_schedule, resolve_device, resolve_threads
+from marl_lsf.algorithms.utils import (
+    SelfAlgorithm,
+    adam,
+    epsilon_schedule,
+    resolve_device,
+    resolve_threads,
+    reuse_freed_memory,
+)
 from marl_lsf.buffer import EpisodeBatch, EpisodeReplayBuffer
 from marl_lsf.nets.policies import ActingPolicy
 from marl_lsf.save_util import set_global_rng_state
@@ -383,6 +390,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
             raise ValueError(f"total_timesteps must be a non-negative whole number, got {total_timesteps}")
         total_timesteps = int(total_timesteps)
         total_timesteps = self._setup_learn(total_timesteps, reset_num_timesteps, tb_log_name)
+        reuse_freed_memory()
         self._check_finite(parameters=True)
         callback = self._init_callback(callback, progress_bar)
         callback.on_training_start(locals(), globals())
