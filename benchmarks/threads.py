@@ -104,7 +104,7 @@ def main() -> None:
             process.join()
 
     lines = [
-        f"## {args.busy} busy processes beside the measurement",
+        f"## {args.busy} spinning processes started beside the measurement (see the load column for the rest)",
         "",
         f"Command: `{command()}`",
         f"Machine: {machine()}",
