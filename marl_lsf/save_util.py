@@ -271,5 +271,5 @@ def restore_rng_state(data: dict[str, Any], tensors: dict[str, Any], generator: 
             and torch.cuda.device_count() == len(tensors["cuda"])
         ):
             torch.cuda.set_rng_state_all(list(tensors["cuda"].cpu().to(torch.uint8)))
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError, IndexError) as exc:
         raise ModelFileError(f"saved random number generator states are malformed ({exc})") from exc

@@ -434,6 +434,84 @@ def test_settings_the_constructor_refuses_are_a_model_file_error(
         assert LSFSAC.load(path, gamma=0.9).gamma == 0.9
 
 
+def _edit_data(data: dict, keys: tuple[object, ...], value: object) -> None:
+    """Set the nested entry ``data[k0][k1]...`` to ``value``."""
+    *parents, last = keys
+    for key in parents:
+        data = data[key]
+    data[last] = value
+
+
+#: Values of data.json that loaded and failed later (a traceback from torch or NumPy at load or
+#: in ``learn``), found by replacing each entry of a saved LSF-SAC's data.json with odd values.
+DATA_CASES = {
+    "huge int size": (
+        ("params", "hidden_dim"),
+        10**30,
+        "'hidden_dim' must be a whole number in 0..9223372036854775807",
+    ),
+    "negative size": (("params", "mixer_embed_dim"), -1, "'mixer_embed_dim' must be a whole number in 0.."),
+    "int over float32": (
+        ("params", "kl_coef"),
+        10**39,
+        "'kl_coef' must be at most 3.403e+38 in size (float32)",
+    ),
+    "float over float32": (("params", "target_entropy"), 1e308, "'target_entropy' must be at most 3.403e+38"),
+    "negative learning rate": (
+        ("params", "actor_learning_rate"),
+        -1,
+        "'actor_learning_rate' must be >= 0, got -1",
+    ),
+    "buffer over the memory": (
+        ("params", "buffer_size"),
+        10**15,  # refused by the replay buffer's memory estimate
+        "the file's settings do not build a LSFSAC (",
+    ),
+    "params not an object": (("params",), "x", "params must be a JSON object, got 'x'"),
+    "episode without a return": (
+        ("ep_info_buffer",),
+        [{}],
+        "ep_info_buffer must be a list of objects of finite numbers, each with 'r' and 'l'",
+    ),
+    "numpy generator key": (
+        ("rng", "numpy", "state", "key"),
+        0,
+        "random number generator states are malformed",
+    ),
+    "action count not a number": (("spec", "action_counts"), "x", "the saved spec is malformed (ValueError"),
+    "no actions": (("spec", "action_counts"), [], "action_counts [], state_dim 1)"),
+    "action count NaN": (("spec", "action_counts", 0), float("nan"), "the saved spec is malformed"),
+    "huge observation": (("spec", "obs_shapes", 0, 0), 10**30, "the saved spec is malformed: agents"),
+    "negative state size": (("spec", "state_dim"), -1, "the saved spec is malformed: agents"),
+    "agents fewer than spaces": (
+        ("spec", "agents"),
+        ["agent_0"],
+        "the saved spec is malformed: agents ['agent_0']",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_malformed_data_json_is_a_model_file_error_at_load(
+    model_file: Path, tmp_path: Path, case: str
+) -> None:
+    keys, value, message = DATA_CASES[case]
+    data = file_data(model_file)
+    _edit_data(data, keys, value)
+    path = altered(model_file, tmp_path / "data.zip", data_text=json.dumps(data))
+    for env in (None, matrix_game_v0.parallel_env()):
+        with pytest.raises(ModelFileError, match=re.escape(message)):
+            LSFSAC.load(path, env=env)
+
+
+def test_an_int_for_a_float_setting_loads_as_a_float(model_file: Path, tmp_path: Path) -> None:
+    data = file_data(model_file)
+    data["params"]["kl_coef"] = 10**30  # multiplied with a float32 loss, an int this large overflowed
+    path = altered(model_file, tmp_path / "int.zip", data_text=json.dumps(data))
+    model = LSFSAC.load(path)
+    assert model.kl_coef == 1e30 and isinstance(model.kl_coef, float)
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_weights_are_refused_naming_the_tensor(
     model_file: Path, tmp_path: Path, bad: float

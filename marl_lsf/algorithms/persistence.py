@@ -285,9 +285,11 @@ class PersistenceMixin:
         kwargs: dict[str, Any],
     ) -> SelfAlgorithm:
         """``load``'s work on a read file; may set the global generators (``load`` restores them)."""
+        spec = _checked_spec(data.get("spec"), path)
+        if not isinstance(data.get("params"), dict):
+            raise ModelFileError(f"{path}: params must be a JSON object, got {_short(data.get('params'))}")
         try:
-            spec = TeamSpec.from_json(data["spec"])
-            params = {**cls._legacy_params, **dict(data["params"])}
+            params = {**cls._legacy_params, **data["params"]}
             refused = sorted(key for key in params if key in _LOCAL_ARGUMENTS or key.startswith("_"))
             if refused:
                 raise ModelFileError(
@@ -315,12 +317,23 @@ class PersistenceMixin:
         episodes = data.get("ep_info_buffer", [])
         if not isinstance(episodes, list) or not all(
             isinstance(info, dict)
+            and {"r", "l"} <= info.keys()
             and all(isinstance(v, int | float) and math.isfinite(v) for v in info.values())
             for info in episodes
         ):
-            raise ModelFileError(f"{path}: ep_info_buffer must be a list of objects of finite numbers")
-        model._check_saved_shapes(tensors, path)
-        model._setup_model()
+            raise ModelFileError(
+                f"{path}: ep_info_buffer must be a list of objects of finite numbers, each with 'r' and 'l'"
+            )
+        try:
+            model._check_saved_shapes(tensors, path)
+            model._setup_model()
+        except ModelFileError:
+            raise
+        except (RuntimeError, TypeError, ValueError, OverflowError, MemoryError) as exc:
+            reason = " ".join(str(exc).splitlines()[:1]) or type(exc).__name__  # torch may append a C++ trace
+            raise ModelFileError(
+                f"{path}: the file's settings do not build a {cls.__name__} ({reason})"
+            ) from exc
         try:
             for name in model._saved_modules:
                 getattr(model, name).load_state_dict(tensors[f"module/{name}"])
@@ -385,6 +398,13 @@ class PersistenceMixin:
                 )
 
 
+#: Largest ``int`` setting a file may hold (sizes, counts, seeds): torch and NumPy take int64.
+MAX_INT_SETTING = 2**63 - 1
+#: Largest size of a ``float`` setting a file may hold: the networks and losses compute in float32.
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+#: Largest size a saved space may have (an observation dimension, an action count, the state size).
+_MAX_SPACE_SIZE = 2**31 - 1
+
 #: Python types a saved setting may have, by the names in the constructors' annotations.
 _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -393,6 +413,36 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "None": (type(None),),
 }
+
+
+def _checked_spec(data: Any, path: str | Path) -> TeamSpec:
+    """The team's agents and spaces saved in ``data.json``, refused with ``ModelFileError`` unless
+    well formed: distinct agent names, one observation shape and one action count each, and sizes
+    that are whole numbers up to ``_MAX_SPACE_SIZE`` (at least 1; the state size at least 0).
+    """
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: the saved spec is missing or not a JSON object, got {_short(data)}")
+    try:
+        spec = TeamSpec.from_json(data)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelFileError(f"{path}: the saved spec is malformed ({exc!r})") from exc
+    n = len(spec.agents)
+    sizes = [size for shape in spec.obs_shapes for size in shape] + list(spec.action_counts)
+    if not (
+        n > 0
+        and all(isinstance(agent, str) for agent in spec.agents)
+        and len(set(spec.agents)) == n
+        and len(spec.obs_shapes) == len(spec.action_counts) == n
+        and all(1 <= size <= _MAX_SPACE_SIZE for size in sizes)
+        and 0 <= spec.state_dim <= _MAX_SPACE_SIZE
+    ):
+        raise ModelFileError(
+            f"{path}: the saved spec is malformed: agents {_short(list(spec.agents))} must be distinct "
+            f"names with one observation shape and one action count each, sizes in 1..{_MAX_SPACE_SIZE} "
+            f"(obs_shapes {_short(list(spec.obs_shapes))}, action_counts {_short(list(spec.action_counts))}, "
+            f"state_dim {_short(spec.state_dim)})"
+        )
+    return spec
 
 
 def _short(value: Any) -> str:
@@ -454,11 +504,14 @@ def _scalar(value: Any) -> Any:
 
 
 def _checked_params(cls: type, params: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
-    """The saved settings, each checked against its constructor annotation's JSON types.
+    """The saved settings, each checked against its constructor annotation's JSON types and ranges.
 
-    Raises ``ModelFileError`` naming the first setting of another type, or a number that is not
-    finite. A whole float for an ``int`` setting (``1e4`` passed as ``learning_starts``) becomes
-    an int. Settings without such an annotation are left to the constructor.
+    Raises ``ModelFileError`` naming the first setting of another type, a number that is not
+    finite, an ``int`` setting (a size, a count or a seed) outside ``0..MAX_INT_SETTING``, a
+    ``float`` setting larger in size than float32 holds (the networks and losses compute in
+    float32), or a negative learning rate. A whole float for an ``int`` setting (``1e4`` passed
+    as ``learning_starts``) becomes an int, and an int for a ``float`` setting a float. Settings
+    without such an annotation are left to the constructor.
     """
     annotations: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
@@ -474,8 +527,22 @@ def _checked_params(cls: type, params: Mapping[str, Any], path: str | Path) -> d
             value = checked[key] = int(value)
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         fits = bool in allowed if isinstance(value, bool) else isinstance(value, allowed)
-        if not fits or (numeric and not math.isfinite(value)):
+        if not fits or (isinstance(value, float) and not math.isfinite(value)):
             expected = " or ".join(n for n in names if n in _SETTING_TYPES)
             kind = f"a finite {expected}" if int in allowed else f"a {expected}"
             raise ModelFileError(f"{path}: model setting {key!r} must be {kind}, got {_short(value)}")
+        if not numeric:
+            continue
+        if "float" not in names and not 0 <= value <= MAX_INT_SETTING:
+            raise ModelFileError(
+                f"{path}: model setting {key!r} must be a whole number in 0..{MAX_INT_SETTING}, got {_short(value)}"
+            )
+        if "float" in names and not abs(value) <= _FLOAT32_MAX:
+            raise ModelFileError(
+                f"{path}: model setting {key!r} must be at most {_FLOAT32_MAX:.4g} in size (float32), got {_short(value)}"
+            )
+        if "float" in names and isinstance(value, int) and "int" not in names:
+            checked[key] = float(value)  # 10**30 would overflow where it meets a float32 tensor
+        if key.endswith("learning_rate") and value < 0:
+            raise ModelFileError(f"{path}: model setting {key!r} must be >= 0, got {_short(value)}")
     return checked
