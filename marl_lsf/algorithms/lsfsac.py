@@ -20,11 +20,13 @@ from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch import nn
 
 from marl_lsf.algorithms.base import MultiAgentAlgorithm, adam, epsilon_schedule
+from marl_lsf.algorithms.packing import StepPacking
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
 from marl_lsf.nets.agents import (
     MESSAGE_NETWORKS,
+    LatentOutput,
     check_choice,
     check_q_messages,
     masked_argmax,
@@ -293,8 +295,9 @@ class LSFSAC(MultiAgentAlgorithm):
 
     def policy_distribution(self, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pi, log pi)`` of the decentralized actors at every step of the episodes, ``[B, T+1, N, A]``."""
-        logits, _ = self.actor(self.actor_inputs(batch.obs, batch.actions))
-        log_pi = masked_log_softmax(logits, batch.avail)
+        packing = self._step_packing(batch)
+        logits, _ = self.actor(packing.pack(self.actor_inputs(batch.obs, batch.actions)))
+        log_pi = masked_log_softmax(packing.unpack(logits), batch.avail)
         return log_pi.exp(), log_pi
 
     def critic_losses(
@@ -311,8 +314,9 @@ class LSFSAC(MultiAgentAlgorithm):
         n_steps, n_agent_steps = filled.sum().clamp(min=1.0), agent_mask.sum().clamp(min=1.0)
         alpha = self.log_ent_coef.detach().exp()
         pi, log_pi = pi.detach(), log_pi.detach()
-        critic_in = self.critic_inputs(batch.obs, batch.actions)
-        online = [critic(critic_in, sample=True) for critic in self.critics]
+        packing = self._step_packing(batch)
+        critic_in = packing.pack(self.critic_inputs(batch.obs, batch.actions))
+        online = [_unpacked(critic(critic_in, sample=True), packing) for critic in self.critics]
 
         # TD target: y = r + gamma (1 - d) Mixer^-(s', [V_i^-(tau'_i)]), TD(lambda) over episodes, with
         # V_i^- = sum_a pi_i(a) Q_i^-(a) ("expected", eq. 16), Q_i^-(argmax pi_i) ("greedy"),
@@ -322,7 +326,7 @@ class LSFSAC(MultiAgentAlgorithm):
             for (q, _, _), critic_target, mixer_target in zip(
                 online, self.critics_target, self.mixers_target, strict=True
             ):
-                q_target, _, _ = critic_target(critic_in, sample=False, decode=False)
+                q_target = packing.unpack(critic_target(critic_in, sample=False, decode=False)[0])
                 v_target = (
                     self._next_agent_values(q_target, pi, log_pi, alpha, q.detach(), batch.avail) * alive
                 )
@@ -448,6 +452,16 @@ class LSFSAC(MultiAgentAlgorithm):
             "ent_coef": self.log_ent_coef.exp().item(),
             "q_tot_target": ((y * filled).sum() / filled.sum().clamp(min=1.0)).item(),
         }
+
+
+def _unpacked(
+    output: tuple[torch.Tensor, LatentOutput | None, torch.Tensor | None], packing: StepPacking
+) -> tuple[torch.Tensor, LatentOutput | None, torch.Tensor | None]:
+    """A ``LatentCritic`` output on packed steps, with its Q-values and latent output unpacked."""
+    q, latent, h = output
+    if latent is not None:
+        latent = LatentOutput(packing.unpack(latent.mu), packing.unpack(latent.decoder_logits))
+    return packing.unpack(q), latent, h
 
 
 def _saved_rate(rate: float | Schedule | None, schedule: Schedule) -> float | None:

@@ -114,13 +114,15 @@ class QMIX(MultiAgentAlgorithm):
         n_steps = filled.sum().clamp(min=1.0)
 
         # Utilities Q_i(tau_i, .) at every step of the episodes, from decentralized inputs.
-        inputs = self.actor_inputs(batch.obs, batch.actions)
-        q, _ = self.q_net(inputs)  # [B, T+1, N, A]
+        # MlpPolicy networks run on the real steps only (marl_lsf.algorithms.packing).
+        packing = self._step_packing(batch)
+        inputs = packing.pack(self.actor_inputs(batch.obs, batch.actions))
+        q = packing.unpack(self.q_net(inputs)[0])  # [B, T+1, N, A]
 
         # Double-Q target: a'_i = argmax_{available a} Q_i(tau'_i, a), evaluated by the target
         # network, y = r + gamma (1 - d) Mixer^-(s', [Q_i^-(tau'_i, a'_i)]); with TD(lambda).
         with torch.no_grad():
-            q_target, _ = self.q_net_target(inputs)
+            q_target = packing.unpack(self.q_net_target(inputs)[0])
             chooser = q.detach() if self.double_q else q_target
             next_actions = masked_argmax(chooser, batch.avail).unsqueeze(-1)
             next_q = q_target.gather(-1, next_actions).squeeze(-1) * alive

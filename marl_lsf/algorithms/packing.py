@@ -1,0 +1,48 @@
+"""Per-step networks on the real steps of a padded episode batch only.
+
+A training batch pads every episode to the longest one sampled; on predator-prey a team that hunts
+ends most episodes well before the 200-step limit, while one episode of the batch that does not
+sets the length for all of them. An ``MlpPolicy`` network treats every step on its own, so it can
+run on the real steps alone, packed into one long sequence, and its outputs be put back in place
+with zeros on the padding (which every loss masks out). Recurrent networks need the padded
+sequences and are left as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class StepPacking:
+    """Packs the steps ``[B, T+1]`` of a batch that hold data (each episode's ``T_b`` transitions and
+    the observation after its last one) into ``[1, V]``, and unpacks network outputs back.
+
+    Args:
+        filled: ``[B, T]`` True on real transitions (``EpisodeBatch.filled``).
+        enabled: False for recurrent networks: ``pack`` and ``unpack`` then return their input.
+    """
+
+    def __init__(self, filled: torch.Tensor, enabled: bool = True) -> None:
+        batch, horizon = filled.shape
+        self.shape = (batch, horizon + 1)
+        steps = torch.arange(horizon + 1, device=filled.device)
+        real = steps[None, :] <= filled.sum(1, keepdim=True)
+        self.index = real.flatten().nonzero().squeeze(1) if enabled and not bool(real.all()) else None
+
+    @property
+    def active(self) -> bool:
+        """Whether some steps are padding (and packing is enabled), so packing changes anything."""
+        return self.index is not None
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, T+1, ...]`` -> its real steps ``[1, V, ...]``."""
+        if self.index is None:
+            return x
+        return x.flatten(0, 1).index_select(0, self.index).unsqueeze(0)
+
+    def unpack(self, y: torch.Tensor) -> torch.Tensor:
+        """A network output ``[1, V, ...]`` on packed steps -> ``[B, T+1, ...]``, zeros on the padding."""
+        if self.index is None:
+            return y
+        out = y.new_zeros((self.shape[0] * self.shape[1], *y.shape[2:]))
+        return out.index_copy(0, self.index, y[0]).view(*self.shape, *y.shape[2:])
