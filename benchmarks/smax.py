@@ -76,6 +76,17 @@ def parse_run(spec: str) -> tuple[str, dict[str, Any]]:
     return algo, json.loads(overrides) if overrides else {}
 
 
+def finished_runs(path: Path, eval_every: int, eval_episodes: int) -> list[dict[str, Any]]:
+    """The runs of a ``.runs.jsonl`` progress file, as ``run_jobs`` returns them (the job rebuilt from its label)."""
+    runs = []
+    for line in path.read_text().splitlines():
+        run = json.loads(line)
+        label, seed, env = run.pop("label"), run.pop("seed"), run.pop("env")
+        job = Job(label.split(" ")[0], env, seed, run["num_timesteps"], eval_every, eval_episodes, name=label)
+        runs.append(run | {"job": job})
+    return runs
+
+
 def main() -> None:
     """Run the benchmark and write its results."""
     parser = argparse.ArgumentParser(
@@ -93,6 +104,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--name", default="smax", help="stem of the result files")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--from-runs",
+        default=None,
+        help="write the results from the finished runs of this .runs.jsonl file (of a stopped benchmark) "
+        "instead of training; --maps, --eval-every and --eval-episodes as in its command",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -121,7 +138,10 @@ def main() -> None:
                     )
                 )
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    runs = run_jobs(jobs, args.processes, progress=Path(args.out) / f"{args.name}.runs.jsonl")
+    if args.from_runs is None:
+        runs = run_jobs(jobs, args.processes, progress=Path(args.out) / f"{args.name}.runs.jsonl")
+    else:
+        runs = finished_runs(Path(args.from_runs), args.eval_every, args.eval_episodes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = [
