@@ -416,6 +416,7 @@ def test_settings_of_the_wrong_type_are_named(
         ("gamma", 5.0, "gamma must be in [0, 1]"),
         ("mixer", "nope", "mixer must be 'qmix' or 'vdn'"),
         ("policy", "Foo", "unknown policy 'Foo'"),
+        ("team_reward", "x", "team_reward must be 'mean', 'sum' or a callable, got 'x'"),
     ],
 )
 def test_settings_the_constructor_refuses_are_a_model_file_error(

@@ -29,7 +29,7 @@ from marl_lsf.save_util import (
     save_model_file,
     set_global_rng_state,
 )
-from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamSpec, TeamVecEnv
+from marl_lsf.team_env import EnvFactory, ParallelEnv, TeamSpec, TeamVecEnv, team_reward_fn
 from marl_lsf.vec_env import make_team_vec_env
 
 #: Constructor arguments a model file may not set: they concern this machine and this run (where
@@ -297,10 +297,11 @@ class PersistenceMixin:
                 )
             params = _checked_params(cls, params, path)
             # The file's settings alone first (without the caller's env and overrides), so that a
-            # value the constructor refuses is reported as the file's.
+            # value the constructor refuses (or the env's team reward would) is reported as the file's.
             try:
                 kept = {key: value for key, value in params.items() if key not in kwargs}
                 cls(data["policy"], None, device="cpu", _spec=spec, _init_setup_model=False, **kept)
+                team_reward_fn(kept.get("team_reward", "mean"))
             except ValueError as exc:
                 raise ModelFileError(f"{path}: model settings are invalid ({exc})") from exc
             model = cls(
