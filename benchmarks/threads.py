@@ -29,7 +29,6 @@ CHILD = r"""
 import json, sys, time
 import numpy as np, torch
 from marl_lsf import LSFSAC
-from marl_lsf.algorithms.utils import resolve_threads
 from marl_lsf.envs import predator_prey_v1
 from marl_lsf.presets import preset
 setting, updates = sys.argv[1], int(sys.argv[2])

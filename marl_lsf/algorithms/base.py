@@ -58,6 +58,7 @@ from marl_lsf.algorithms.persistence import PersistenceMixin
 from marl_lsf.algorithms.utils import (
     SelfAlgorithm,
     adam,
+    check_positive,
     epsilon_schedule,
     resolve_device,
     resolve_threads,
@@ -168,8 +169,8 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
     ) -> None:
         if policy not in self.policy_aliases:
             raise ValueError(f"unknown policy {policy!r}; expected one of {sorted(self.policy_aliases)}")
-        _check_positive(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq, n_envs=n_envs)
-        _check_positive(
+        check_positive(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq, n_envs=n_envs)
+        check_positive(
             gradient_steps=gradient_steps,
             hidden_dim=hidden_dim,
             target_update_interval=target_update_interval,
@@ -484,12 +485,6 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         self.logger.record("train/learning_rate", lr)
         for optimizer in optimizers:
             update_learning_rate(optimizer, lr)
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 __all__ = [

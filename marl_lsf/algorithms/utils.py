@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
 import torch
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import LinearSchedule, get_device
@@ -41,6 +42,13 @@ def resolve_device(device: torch.device | str) -> torch.device:
             "machine; use 'cpu' or 'auto'"
         )
     return get_device(device)
+
+
+def check_positive(**values: int) -> None:
+    """Raise a ``ValueError`` naming the first of ``values`` that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def idle_cpus() -> int:
