@@ -150,7 +150,14 @@ class EpisodeReplayBuffer:
         steps = self.max_steps if max_steps is None else max_steps
         per_episode = needed / (self.capacity + self.num_envs)
         fits = max(1, int(MEMORY_WARN_FRACTION * available / per_episode) - self.num_envs)
-        message = (
+        longer = (
+            f"an episode has run {self.max_steps:,} steps without ending (if the env never ends or "
+            "truncates its episodes, give it a time limit, e.g. max_cycles or SuperSuit's "
+            "frame-limit wrapper); "
+            if max_steps is not None and max_steps > self.max_steps
+            else ""
+        )
+        message = longer + (
             f"a full replay buffer of {self.capacity:,} episodes x {steps} steps needs about "
             f"{needed / 2**30:.1f} GiB ({needed:,} bytes), {available / 2**30:.1f} GiB of memory is "
             f"available; buffer_size counts episodes, not steps: use e.g. buffer_size={fits:,}"

@@ -70,9 +70,12 @@ def test_growing_past_the_memory_is_refused_and_keeps_the_stored_episodes(
 ) -> None:
     buf = EpisodeReplayBuffer(100, SPEC, max_episode_steps=10)
     monkeypatch.setattr(buffer, "available_memory", lambda: int(buf.nbytes_when_full() * 1.5))
-    with pytest.raises(ValueError, match="x 20 steps"):
+    with pytest.raises(ValueError, match="x 20 steps") as refused:
         buf._grow()
     assert buf.max_steps == 10 and buf.storage["obs"].shape[1] == 11
+    # The cause is an episode longer than any before: the message says so before the buffer's size.
+    assert str(refused.value).startswith("an episode has run 10 steps without ending")
+    assert "time limit" in str(refused.value)
 
 
 def test_available_memory_reads_proc_meminfo_without_psutil(monkeypatch: pytest.MonkeyPatch) -> None:
