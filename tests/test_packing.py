@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from marl_lsf import LSFSAC, QMIX
+from marl_lsf import LSFSAC, MultiAgentAlgorithm
+from marl_lsf.algorithms import ALGORITHMS
 from marl_lsf.algorithms.packing import StepPacking
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.envs import predator_prey_v0
@@ -32,7 +33,7 @@ def test_packing_is_off_for_full_batches_and_recurrent_networks() -> None:
     assert not disabled.active and disabled.pack(x) is x and disabled.unpack(x) is x
 
 
-def _padded_batch(model: LSFSAC | QMIX) -> EpisodeBatch:
+def _padded_batch(model: MultiAgentAlgorithm) -> EpisodeBatch:
     """Four stored episodes cut to lengths 20, 13, 7 and 2 (the steps past them become padding)."""
     model.learn(400)
     batch = model.replay_buffer.sample(4, np.random.default_rng(0))
@@ -86,24 +87,33 @@ def test_lsfsac_losses_and_gradients_are_those_of_the_padded_batch(
         torch.testing.assert_close(packed_grad, padded_grad, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["qmix", "vdn", "qplex", "ow_qmix", "cw_qmix"])
 @pytest.mark.parametrize("td_lambda", [0.0, 0.6])
-def test_qmix_loss_and_gradients_are_those_of_the_padded_batch(
-    td_lambda: float, monkeypatch: pytest.MonkeyPatch
+def test_value_based_losses_and_gradients_are_those_of_the_padded_batch(
+    name: str, td_lambda: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = predator_prey_v0.parallel_env(grid_size=5, n_predators=2, n_prey=1, max_cycles=20)
-    model = QMIX("MlpPolicy", env, seed=0, batch_size=4, learning_starts=10**9, td_lambda=td_lambda)
+    model = ALGORITHMS[name](
+        "MlpPolicy", env, seed=0, batch_size=4, learning_starts=10**9, td_lambda=td_lambda
+    )
     batch = _padded_batch(model)
     monkeypatch.setattr(model, "_gradient_step", lambda optimizer, loss: loss.backward())
+    trained = [
+        m
+        for m in vars(model).values()
+        if isinstance(m, torch.nn.Module) and any(p.requires_grad for p in m.parameters())
+    ]
 
     def loss_and_gradients() -> tuple[dict[str, float], list[torch.Tensor]]:
-        for module in (model.q_net, model.mixer):
+        for module in trained:
             module.zero_grad(set_to_none=True)
         logged = model._train_step(batch)
-        return logged, [p.grad.clone() for m in (model.q_net, model.mixer) for p in m.parameters()]
+        return logged, [p.grad.clone() for m in trained for p in m.parameters() if p.grad is not None]
 
     packed_logged, packed_grads = loss_and_gradients()
     monkeypatch.setattr(model, "_step_packing", lambda b: StepPacking(b.filled, enabled=False))
     padded_logged, padded_grads = loss_and_gradients()
     assert packed_logged == pytest.approx(padded_logged, rel=1e-5, abs=1e-6)
+    assert len(packed_grads) == len(padded_grads) > 0
     for packed_grad, padded_grad in zip(packed_grads, padded_grads, strict=True):
         torch.testing.assert_close(packed_grad, padded_grad, rtol=1e-4, atol=1e-6)

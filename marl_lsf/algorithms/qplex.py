@@ -141,13 +141,15 @@ class QPLEX(QMIX):
         n_steps = filled.sum().clamp(min=1.0)
 
         # Utilities Q_i(tau_i, .) at every step of the episodes, from decentralized inputs.
-        inputs = self.actor_inputs(batch.obs, batch.actions)
-        q, _ = self.q_net(inputs)  # [B, T+1, N, A]
+        # MlpPolicy networks run on the real steps only (marl_lsf.algorithms.packing).
+        packing = self._step_packing(batch)
+        inputs = packing.pack(self.actor_inputs(batch.obs, batch.actions))
+        q = packing.unpack(self.q_net(inputs)[0])  # [B, T+1, N, A]
 
         # Double-Q target: u'_i = argmax_{available a} Q_i(tau'_i, a) of the online agents, and
         # y = r + gamma (1 - d) Q_tot^-(s', u') of the target agents and mixer; with TD(lambda).
         with torch.no_grad():
-            q_target, _ = self.q_net_target(inputs)
+            q_target = packing.unpack(self.q_net_target(inputs)[0])
             chooser = q.detach() if self.double_q else q_target
             next_actions = masked_argmax(chooser, batch.avail)  # [B, T+1, N]
             next_value = self.joint_value(

@@ -156,15 +156,17 @@ class WQMIX(QMIX):
         actions = batch.actions.unsqueeze(-1)  # [B, T, N, 1]
 
         # QMIX's utilities Q_i(tau_i, .) and Q-hat*'s central utilities at every step.
-        inputs = self.actor_inputs(batch.obs, batch.actions)
-        q, _ = self.q_net(inputs)  # [B, T+1, N, A]
-        central_q, _ = self.central_q_net(inputs)  # [B, T+1, N, A]
+        # MlpPolicy networks run on the real steps only (marl_lsf.algorithms.packing).
+        packing = self._step_packing(batch)
+        inputs = packing.pack(self.actor_inputs(batch.obs, batch.actions))
+        q = packing.unpack(self.q_net(inputs)[0])  # [B, T+1, N, A]
+        central_q = packing.unpack(self.central_q_net(inputs)[0])  # [B, T+1, N, A]
 
         # Greedy joint action u-hat* = (argmax_{available a} Q_i(tau_i, a))_i of QMIX's agents, its
         # target central value Q-hat*^-(s, u-hat*), and the targets y = r + gamma Q-hat*^-(s', u-hat*').
         with torch.no_grad():
             greedy = masked_argmax(q, batch.avail).unsqueeze(-1)  # [B, T+1, N, 1]
-            central_q_target, _ = self.central_q_net_target(inputs)
+            central_q_target = packing.unpack(self.central_q_net_target(inputs)[0])
             greedy_utilities = central_q_target.gather(-1, greedy).squeeze(-1) * alive
             greedy_value = self.central_mixer_target(greedy_utilities, batch.state)  # [B, T+1]
             y = lambda_returns(
