@@ -304,3 +304,13 @@ def test_progress_lines_report_true_rates_without_a_terminal(monkeypatch: pytest
     ]
     with pytest.raises(ValueError, match="interval_s must be >= 0"):
         callbacks.ProgressLogCallback(interval_s=-1)
+
+
+def test_progress_bar_prints_plain_lines_when_stdout_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from marl_lsf import QMIX
+    from marl_lsf.envs import matrix_game_v0
+
+    QMIX("MlpPolicy", matrix_game_v0.parallel_env(), n_threads=1).learn(64, progress_bar=True)
+    assert "done: step 64/64 (100%)" in capsys.readouterr().out

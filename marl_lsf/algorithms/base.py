@@ -25,6 +25,7 @@ Reused from Stable-Baselines3: the logger (stdout/CSV/TensorBoard), callbacks (`
 from __future__ import annotations
 
 import math
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -57,9 +58,7 @@ from marl_lsf.algorithms.packing import StepPacking
 from marl_lsf.algorithms.persistence import PersistenceMixin
 from marl_lsf.algorithms.utils import (
     SelfAlgorithm,
-    adam,
     check_positive,
-    epsilon_schedule,
     resolve_device,
     resolve_threads,
     reuse_freed_memory,
@@ -355,7 +354,10 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         elif not isinstance(callback, BaseCallback):
             callback = ConvertCallback(callback)
         if progress_bar:
-            callback = CallbackList([callback, ProgressBarCallback()])
+            from marl_lsf.callbacks import ProgressLogCallback  # (marl_lsf.callbacks imports this module)
+
+            progress = ProgressBarCallback() if sys.stdout.isatty() else ProgressLogCallback()
+            callback = CallbackList([callback, progress])
         callback.init_callback(self)
         return callback
 
@@ -382,7 +384,8 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
                 checkpoint's, too) with Stable-Baselines3's semantics: ``total_timesteps`` more
                 steps are collected, so a resumed run that should end where the original would
                 have passes ``total - model.num_timesteps``; schedules then see the original total.
-            progress_bar: show a rich progress bar (Stable-Baselines3's, through tqdm.rich).
+            progress_bar: show a rich progress bar (Stable-Baselines3's, through tqdm.rich); where
+                stdout is not a terminal, ``ProgressLogCallback``'s plain lines instead.
 
         Raises:
             NonFiniteError: a saved parameter is NaN or infinite at the start, or a loss logged by
@@ -487,11 +490,4 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
             update_learning_rate(optimizer, lr)
 
 
-__all__ = [
-    "MaybeCallback",
-    "MultiAgentAlgorithm",
-    "NonFiniteError",
-    "SelfAlgorithm",
-    "adam",
-    "epsilon_schedule",
-]
+__all__ = ["MaybeCallback", "MultiAgentAlgorithm", "NonFiniteError"]

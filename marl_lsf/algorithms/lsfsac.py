@@ -19,9 +19,10 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from torch import nn
 
-from marl_lsf.algorithms.base import MultiAgentAlgorithm, adam, epsilon_schedule
+from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.packing import StepPacking
 from marl_lsf.algorithms.targets import lambda_returns
+from marl_lsf.algorithms.utils import adam, epsilon_schedule
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, LatentCritic, make_mixer
 from marl_lsf.nets.agents import (

@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from marl_lsf.algorithms.base import MultiAgentAlgorithm, adam, epsilon_schedule
+from marl_lsf.algorithms.base import MultiAgentAlgorithm
 from marl_lsf.algorithms.targets import lambda_returns
+from marl_lsf.algorithms.utils import adam, epsilon_schedule
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, make_mixer
 from marl_lsf.nets.agents import masked_argmax

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from marl_lsf.algorithms.base import adam
 from marl_lsf.algorithms.qmix import QMIX
 from marl_lsf.algorithms.targets import lambda_returns
+from marl_lsf.algorithms.utils import adam
 from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets import AgentNetwork, CentralFFMixer
 from marl_lsf.nets.agents import masked_argmax
