@@ -22,18 +22,17 @@ def main() -> None:
         return
     from marl_lsf import LSFSAC, evaluate_policy
     from marl_lsf.envs import smax_v0
+    from marl_lsf.presets import preset, preset_policy
 
     steps = int(float(os.environ.get("MARL_LSF_EXAMPLE_STEPS", 200_000)))
-    # The settings of benchmarks/smax.py: a gradient step per 4 finished battles, a lower entropy
-    # target than the library's 0.5 log|A| and a faster temperature (see benchmarks/results/smax.md).
+    # The SMAX preset (benchmarks/results/smax_lsfsac_epsilon_max_fkl.md): GRU agents, 8 battles per
+    # jitted call, an update per 4 finished battles, epsilon-greedy acting on argmax pi over the
+    # first 5% of the run, the max TD target and the forward-KL actor.
     model = LSFSAC(
-        "RnnPolicy",
+        preset_policy("smax", "lsfsac"),
         smax_v0.parallel_env(map_name="3m", seed=0),
-        n_envs=8,
-        train_freq=4,
-        target_entropy_scale=0.2,
-        ent_coef_learning_rate=5e-3,
         seed=0,
+        **preset("smax", "lsfsac"),
     )
     model.learn(steps, progress_bar=True)
     # Evaluate 16 battles, 8 at a time in one jitted call (any PettingZoo env works here too).
