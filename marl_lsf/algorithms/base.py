@@ -374,6 +374,9 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
     ) -> SelfAlgorithm:
         """Train for ``total_timesteps`` environment steps (a float such as ``2e6`` works).
 
+        On Linux, the process's malloc then keeps freed memory for reuse (``reuse_freed_memory`` in
+        ``marl_lsf.algorithms.utils``): faster updates, resident memory kept at its peak.
+
         Args:
             total_timesteps: environment steps to collect (one step of one env counts 1).
             callback: a Stable-Baselines3 callback, a list of them, or a function
