@@ -393,7 +393,7 @@ def test_smax_preset_takes_the_recurrent_agents_it_was_measured_with(
     settings = _preset(args)
     assert (args.policy, args.n_envs) == (policy, n_envs), "the command line overrides the preset"
     assert settings == {k: v for k, v in preset("smax", "lsfsac").items() if k != "n_envs"}
-    assert settings["target_entropy_scale"] == 0.2 and settings["ent_coef_learning_rate"] == 5e-3
+    assert settings["policy_objective"] == "forward_kl" and settings["td_target"] == "max"
 
 
 def test_preset_for_an_env_without_one_is_a_one_line_error(
