@@ -16,9 +16,15 @@ from marl_lsf.envs import predator_prey_v1
 
 def test_auto_threads_use_the_cores_other_processes_leave_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(utils, "_running_tasks", lambda: None)
     for load, threads in ((0.2, 4), (1.6, 2), (3.0, 1), (9.0, 1)):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
         assert utils.resolve_threads("auto") == threads
+    # Jobs that have just ended still weigh in the load average; the tasks running now decide.
+    monkeypatch.setattr(utils, "_running_tasks", lambda: 2)  # this process and one other
+    assert utils.resolve_threads("auto") == 3
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert utils.resolve_threads("auto") == 4, "a momentary task does not lower an idle average"
     assert utils.resolve_threads(3) == 3
     assert utils.resolve_threads(None) is None
 

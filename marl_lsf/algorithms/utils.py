@@ -54,22 +54,35 @@ def check_positive(**values: int) -> None:
 def idle_cpus() -> int:
     """The CPUs this process may run on that other processes leave idle, at least 1.
 
-    The CPUs of the process's affinity mask minus the system's 1-minute load average (rounded),
-    clamped to ``[1, CPUs]``. It is the ``n_threads="auto"`` rule: torch's default of one thread per
-    core collapses when other processes share the cores, while on an idle machine the update
-    gains from every core (benchmarks/results/threads.md in the repository). The load average trails the load by about
-    a minute, so processes started together (a sweep) should pass their threads explicitly, as
-    ``marl-lsf sweep`` does.
+    The CPUs of the process's affinity mask minus the busy ones, clamped to ``[1, CPUs]``; busy is
+    the system's 1-minute load average (rounded), or, where lower, the tasks running right now
+    besides this one (Linux's ``/proc/loadavg``), since the average still counts, for a minute,
+    jobs that have just ended. It is the ``n_threads="auto"`` rule: torch's default of one
+    thread per core collapses when other processes share the cores, while on an idle machine the
+    update gains from every core (benchmarks/results/threads.md in the repository). Processes
+    started together (a sweep) should pass their threads explicitly, as ``marl-lsf sweep`` does.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0]
+        busy = float(round(os.getloadavg()[0]))
     except (AttributeError, OSError):  # no load average on this platform
         busy = 0.0
-    return max(1, min(cpus, cpus - round(busy)))
+    running = _running_tasks()
+    if running is not None:
+        busy = min(busy, running - 1)
+    return max(1, min(cpus, cpus - int(busy)))
+
+
+def _running_tasks() -> int | None:
+    """Tasks running or runnable now, this one included (``/proc/loadavg``'s fourth field), or None."""
+    try:
+        with open("/proc/loadavg") as handle:
+            return int(handle.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def resolve_threads(n_threads: int | str | None) -> int | None:
