@@ -126,9 +126,10 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         verbose: 0 silent, 1 training info, 2 debug.
         seed: seed for Python, NumPy, torch and the environments.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a ``torch.device``.
-        n_threads: torch CPU threads: ``"auto"`` uses the cores other processes leave idle (all of
-            them on an idle machine, one when they are busy; ``marl_lsf.algorithms.utils.idle_cpus``),
-            an int sets that many, None leaves torch's setting (one per core).
+        n_threads: torch CPU threads: None (default) leaves torch's setting (one per core), an int
+            sets that many, ``"auto"`` the cores other processes leave idle (both on an idle 2-core
+            machine, one when they are busy; ``marl_lsf.algorithms.utils.idle_cpus``). The count
+            changes float rounding, so a seed reproduces a run only at the same thread count.
     """
 
     policy_aliases: ClassVar[dict[str, str]] = {"MlpPolicy": "mlp", "RnnPolicy": "rnn"}
@@ -162,7 +163,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         verbose: int = 0,
         seed: int | None = None,
         device: torch.device | str = "auto",
-        n_threads: int | str | None = "auto",
+        n_threads: int | str | None = None,
         _spec: TeamSpec | None = None,
         _init_setup_model: bool = True,
     ) -> None:
