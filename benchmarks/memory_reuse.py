@@ -22,14 +22,9 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from runs import RESULTS, command, machine
+from runs import RESULTS, command, machine, preset_model_and_batch
 
-from marl_lsf import LSFSAC
 from marl_lsf.algorithms.utils import reuse_freed_memory
-from marl_lsf.envs import predator_prey_v1
-from marl_lsf.presets import preset
 
 #: glibc's ``mallopt`` parameter numbers and its static default for both thresholds.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, GLIBC_DEFAULT = -1, -3, 128 << 10
@@ -52,21 +47,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
-    torch.set_num_threads(1)
-    kwargs = {
-        k: v for k, v in preset("predator_prey", "lsfsac").items() if k not in ("n_envs", "buffer_size")
-    }
-    model = LSFSAC(
-        "MlpPolicy",
-        predator_prey_v1.parallel_env,
-        seed=0,
-        learning_starts=10**9,
-        buffer_size=64,
-        n_threads=1,
-        **kwargs,
-    )
-    model.learn(40 * 200)
-    batch = model.replay_buffer.sample(32, np.random.default_rng(0))
+    model, batch = preset_model_and_batch()
     model._train_step(batch)
     settings = {"glibc defaults": glibc_defaults, "reuse_freed_memory": reuse_freed_memory}
     rows = []

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from runs import RESULTS, command, machine
+from runs import RESULTS, command, machine, preset_model_and_batch
 
 from marl_lsf import LSFSAC, evaluate_policy
 from marl_lsf.algorithms.packing import StepPacking
 from marl_lsf.envs import predator_prey_v1
-from marl_lsf.presets import preset
 
 SHIPPED = Path(__file__).resolve().parents[1] / "examples" / "models" / "lsfsac_predator_prey.zip"
 
@@ -47,20 +46,7 @@ def main() -> None:
     )
     lengths = np.asarray(result.episode_lengths)
 
-    kwargs = {
-        k: v for k, v in preset("predator_prey", "lsfsac").items() if k not in ("n_envs", "buffer_size")
-    }
-    model = LSFSAC(
-        "MlpPolicy",
-        predator_prey_v1.parallel_env,
-        seed=0,
-        learning_starts=10**9,
-        buffer_size=64,
-        n_threads=1,
-        **kwargs,
-    )
-    model.learn(40 * 200)
-    batch = model.replay_buffer.sample(32, np.random.default_rng(0))
+    model, batch = preset_model_and_batch()
     cut = torch.as_tensor(np.resize(lengths, 32))
     batch = batch._replace(
         filled=batch.filled & (torch.arange(batch.filled.shape[1])[None, :] < cut[:, None])

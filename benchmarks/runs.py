@@ -227,3 +227,29 @@ SUMMARY_HEADER = [
     "| algorithm | seeds | final (median [min, max]) | best (median) | env steps reached (median) | wall min (median) |",
     "|---|---:|---|---:|---:|---:|",
 ]
+
+
+def preset_model_and_batch(seed: int = 0) -> tuple[Any, Any]:
+    """The LSF-SAC predator-prey preset (one torch thread) with one fixed batch of 32 episodes of
+    random play (200 steps x 8 agents): what the update-speed benchmarks time."""
+    import torch
+
+    from marl_lsf import LSFSAC
+    from marl_lsf.envs import predator_prey_v1
+    from marl_lsf.presets import preset
+
+    torch.set_num_threads(1)
+    kwargs = {
+        k: v for k, v in preset("predator_prey", "lsfsac").items() if k not in ("n_envs", "buffer_size")
+    }
+    model = LSFSAC(
+        "MlpPolicy",
+        predator_prey_v1.parallel_env,
+        seed=seed,
+        learning_starts=10**9,
+        buffer_size=64,
+        n_threads=1,
+        **kwargs,
+    )
+    model.learn(40 * 200)
+    return model, model.replay_buffer.sample(32, np.random.default_rng(seed))
