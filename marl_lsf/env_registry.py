@@ -112,20 +112,62 @@ def make_env_factory(name: str, **kwargs: Any) -> EnvFactory:
     return EnvFactory(name, target, kwargs)
 
 
+def constructor_parameters(factory: Any) -> inspect.Signature | None:
+    """The keyword signature of ``factory``, following a class's ``**kwargs`` into its base class.
+
+    PettingZoo envs often subclass and forward ``**kwargs`` (``predator_prey_v1`` does), which hides
+    the real arguments from ``inspect.signature``; the ``__init__`` of the first base class that
+    defines one names them. Every named parameter becomes keyword-only (envs are built from
+    keywords here). None when the signature cannot be read.
+    """
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    named = [
+        p.replace(kind=p.KEYWORD_ONLY) for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    var_keyword = [p for p in parameters if p.kind is p.VAR_KEYWORD]
+    if var_keyword and inspect.isclass(factory):
+        base = next((b for b in factory.__mro__[1:] if "__init__" in vars(b)), object)
+        inherited = constructor_parameters(base) if base is not object else None
+        if inherited is not None:
+            seen = {p.name for p in named}
+            named += [
+                p for p in inherited.parameters.values() if p.kind is p.KEYWORD_ONLY and p.name not in seen
+            ]
+            var_keyword = [p for p in inherited.parameters.values() if p.kind is p.VAR_KEYWORD]
+    return inspect.Signature(named + var_keyword)
+
+
+def env_settings(factory: EnvFactory) -> dict[str, Any]:
+    """Every constructor argument ``factory`` builds its env with: the defaults it can see, then its kwargs.
+
+    What a run folder records, so a later change of an env's defaults cannot change what a
+    ``run.json`` says was trained (defaults that are not plain JSON values, and the arguments of an
+    env whose signature hides them, are left out).
+    """
+    signature = constructor_parameters(_import_target(factory.name, factory.target))
+    defaults = {}
+    if signature is not None:
+        defaults = {
+            p.name: p.default
+            for p in signature.parameters.values()
+            if p.default is not p.empty
+            and (p.default is None or isinstance(p.default, bool | int | float | str))
+        }
+    return {**defaults, **factory.kwargs}
+
+
 def _check_arguments(name: str, factory: Any, kwargs: dict[str, Any]) -> None:
     """Raise ``ValueError`` when ``factory``'s signature cannot take ``kwargs`` (unreadable signatures pass)."""
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):
+    signature = constructor_parameters(factory)
+    if signature is None:
         return
     try:
         signature.bind(**kwargs)
     except TypeError as exc:
-        accepted = [
-            p.name
-            for p in signature.parameters.values()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        accepted = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
         raise ValueError(
             f"environment {name!r} does not take these arguments ({exc}); it takes: {', '.join(accepted) or 'none'}"
         ) from None

@@ -17,7 +17,7 @@ from PIL import Image
 
 from marl_lsf import QMIX
 from marl_lsf.cli import CliError, load_model, main, parse_kwargs
-from marl_lsf.env_registry import UnknownEnvError, make_env_factory
+from marl_lsf.env_registry import UnknownEnvError, env_settings, make_env_factory
 from marl_lsf.envs import matrix_game_v0
 from marl_lsf.envs.matrix_game_v0 import MatrixGameEnv
 from marl_lsf.plotting import plot_curves
@@ -157,6 +157,15 @@ def test_a_new_run_refuses_a_used_folder(matrix_run: Path, capsys: pytest.Captur
 def test_env_kwargs_are_recorded(pp_run: Path) -> None:
     settings = json.loads((pp_run / "run.json").read_text())
     assert settings["env_kwargs"] == {"grid_size": 5, "n_predators": 2, "n_prey": 1, "max_cycles": 20}
+    # The env's own defaults too, read through predator_prey_v1's **kwargs from its base class.
+    assert settings["env_settings"] == {
+        **settings["env_kwargs"],
+        "view_radius": 2,
+        "capture_reward": 10.0,
+        "miscapture_punishment": -2.0,
+        "min_catchers": 2,
+        "render_mode": None,
+    }
 
 
 def test_eval_prints_a_table(matrix_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -340,6 +349,11 @@ def test_env_names() -> None:
         "agent_1",
     ]
     assert make_env_factory("smax:3m").kwargs == {"map_name": "3m"}
+    # A misspelt argument of an env that forwards **kwargs to its base class is named at once.
+    with pytest.raises(ValueError, match="does not take.*n_pray.*it takes: grid_size, n_predators"):
+        make_env_factory("predator_prey", n_pray=2)
+    assert env_settings(make_env_factory("smax:2s3z", seed=4))["map_name"] == "2s3z"
+    assert env_settings(make_env_factory("smax:2s3z", seed=4))["seed"] == 4
     for name, message in [
         ("smac:", "names no map"),
         ("no.such:f", "cannot import"),

@@ -85,6 +85,21 @@ def test_cli_sweep_end_to_end(tmp_path: Path) -> None:
     assert (results / "curves_matrix_game.png").is_file()
 
 
+def test_finished_runs_are_reused_unless_a_setting_changed(tmp_path: Path) -> None:
+    grid = {"algos": ["qmix"], "envs": [MATRIX], "seeds": [0], "timesteps": 40, "eval_episodes": 1}
+    first = sweep(grid, tmp_path).runs[0]
+    run_dir = Path(first.run_dir)
+    assert json.loads((run_dir / "run.json").read_text())["env_settings"]["n_agents"] is None
+    # A result.json written before run.json recorded the env's settings, by another version: reused.
+    saved = json.loads((run_dir / "result.json").read_text())
+    del saved["settings"]["env_settings"]
+    saved["settings"]["marl_lsf_version"] = "0.0.1"
+    (run_dir / "result.json").write_text(json.dumps(saved))
+    assert sweep(grid, tmp_path).runs[0].wall_s == first.wall_s
+    # A setting that chooses something: trained again.
+    assert sweep({**grid, "timesteps": 48}, tmp_path).runs[0].timesteps == 48
+
+
 def test_example_grid_parses() -> None:
     grid = SweepGrid.from_yaml(Path(__file__).parents[1] / "examples" / "sweep.yaml")
     assert grid.algos == ("lsfsac", "qmix") and len(grid.runs("x")) == 8

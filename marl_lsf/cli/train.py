@@ -39,7 +39,7 @@ from marl_lsf.cli.common import (
 )
 from marl_lsf.cli.options import add_env_options, add_subparser, add_trust_option
 from marl_lsf.cli.train_config import apply_config
-from marl_lsf.env_registry import EnvFactory, make_env_factory
+from marl_lsf.env_registry import EnvFactory, env_settings, make_env_factory
 from marl_lsf.presets import preset, preset_policy
 
 #: Defaults of ``train``'s options; None in the parser, so ``--resume`` can tell which were given.
@@ -98,6 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "algo": args.algo.lower(),
         "env": args.env,
         "env_kwargs": env_kwargs,
+        "env_settings": env_settings(factory),
         "policy": args.policy,
         "seed": args.seed,
         "timesteps": args.timesteps,

@@ -13,7 +13,7 @@ command line's keys win)::
 
 A run folder's ``run.json`` is such a file too (JSON is YAML), so ``--config runs/x/run.json --out
 runs/y`` trains the same settings again; its record-only keys (``hyperparameters``,
-``marl_lsf_version``) are ignored. As with a run folder, an ``env`` that is not a registered name
+``env_settings``, ``marl_lsf_version``) are ignored. As with a run folder, an ``env`` that is not a registered name
 (a ``module:factory`` path, which would be imported and called) is refused unless the command line
 names the same env or passes ``--trust-run-config``.
 """
@@ -31,7 +31,7 @@ from marl_lsf.cli.common import CliError, parse_timesteps, positive, run_env
 from marl_lsf.yaml_util import load_settings
 
 #: Keys of run.json that record a run and do not choose anything.
-RECORD_ONLY = ("hyperparameters", "marl_lsf_version")
+RECORD_ONLY = ("hyperparameters", "env_settings", "marl_lsf_version")
 POLICIES = tuple(MultiAgentAlgorithm.policy_aliases)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from marl_lsf.env_registry import env_settings, make_env_factory
 from marl_lsf.yaml_util import load_settings
 
 #: Keys a grid file may have.
@@ -80,6 +81,7 @@ class RunSpec:
             "algo": self.algo,
             "env": self.env.name,
             "env_kwargs": self.env.kwargs,
+            "env_settings": env_settings(make_env_factory(self.env.name, **self.env.kwargs)),
             "policy": self.policy,
             "seed": self.seed,
             "timesteps": self.timesteps,

@@ -129,8 +129,8 @@ def reusable_result(spec: RunSpec) -> RunResult | None:
         result = RunResult.from_json(saved["result"])
     except (json.JSONDecodeError, KeyError, TypeError):
         return None
-    current = spec.settings()
-    same = {k: v for k, v in saved.get("settings", {}).items() if k != "marl_lsf_version"} == {
-        k: v for k, v in current.items() if k != "marl_lsf_version"
+    record_only = ("marl_lsf_version", "env_settings")
+    same = {k: v for k, v in saved.get("settings", {}).items() if k not in record_only} == {
+        k: v for k, v in spec.settings().items() if k not in record_only
     }
     return result if same and result.ok else None
