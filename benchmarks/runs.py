@@ -229,20 +229,20 @@ SUMMARY_HEADER = [
 ]
 
 
-def preset_model_and_batch(seed: int = 0) -> tuple[Any, Any]:
-    """The LSF-SAC predator-prey preset (one torch thread) with one fixed batch of 32 episodes of
-    random play (200 steps x 8 agents): what the update-speed benchmarks time."""
+def preset_model_and_batch(seed: int = 0, algo: str = "lsfsac") -> tuple[Any, Any]:
+    """A predator-prey model (one torch thread) with one fixed batch of 32 episodes of random play
+    (200 steps x 8 agents): what the update-speed benchmarks time. ``algo``'s predator-prey preset
+    where it has one, else the schedule of QMIX's (``PYMARL_PREDATOR_PREY_SCHEDULE``)."""
     import torch
 
-    from marl_lsf import LSFSAC
+    from marl_lsf.algorithms import ALGORITHMS
     from marl_lsf.envs import predator_prey_v1
-    from marl_lsf.presets import preset
+    from marl_lsf.presets import PRESETS, PYMARL_PREDATOR_PREY_SCHEDULE
 
     torch.set_num_threads(1)
-    kwargs = {
-        k: v for k, v in preset("predator_prey", "lsfsac").items() if k not in ("n_envs", "buffer_size")
-    }
-    model = LSFSAC(
+    settings = PRESETS.get(("predator_prey", algo), PYMARL_PREDATOR_PREY_SCHEDULE)
+    kwargs = {k: v for k, v in settings.items() if k not in ("n_envs", "buffer_size")}
+    model = ALGORITHMS[algo](
         "MlpPolicy",
         predator_prey_v1.parallel_env,
         seed=seed,

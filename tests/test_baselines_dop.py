@@ -62,7 +62,7 @@ def test_q_tot_is_exactly_the_k_weighted_sum_of_the_individual_critics_plus_b() 
     with torch.no_grad():
         q_tot = model.joint_q(batch)  # [B, T]
         q = model.individual_q(batch)[:, :-1]  # [B, T, N, A]
-        for b_, t in itertools.product(range(2), range(3)):
+        for b_, t in batch.filled.nonzero().tolist():  # the transitions (padding is left at 0)
             s = batch.state[b_, t]
             w1 = (mixer.hyper_w1.weight @ s + mixer.hyper_w1.bias).abs().reshape(2, 4)
             w2 = (mixer.hyper_w2.weight @ s + mixer.hyper_w2.bias).abs()

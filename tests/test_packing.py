@@ -33,6 +33,14 @@ def test_packing_is_off_for_full_batches_and_recurrent_networks() -> None:
     assert not disabled.active and disabled.pack(x) is x and disabled.unpack(x) is x
 
 
+def _unpacked(model: MultiAgentAlgorithm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every network of ``model`` on the padded batch from now on, as before packing."""
+    monkeypatch.setattr(model, "_step_packing", lambda b: StepPacking(b.filled, enabled=False))
+    monkeypatch.setattr(
+        model, "_mixer_packing", lambda b, next_step=False: StepPacking(b.filled, False, next_step)
+    )
+
+
 def _padded_batch(model: MultiAgentAlgorithm) -> EpisodeBatch:
     """Four stored episodes cut to lengths 20, 13, 7 and 2 (the steps past them become padding)."""
     model.learn(400)
@@ -80,14 +88,14 @@ def test_lsfsac_losses_and_gradients_are_those_of_the_padded_batch(
     # Message noise is drawn per computed step, so zero it to compare the two ways exactly.
     monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
     packed = _losses_and_gradients(model, batch)
-    monkeypatch.setattr(model, "_step_packing", lambda b: StepPacking(b.filled, enabled=False))
+    _unpacked(model, monkeypatch)
     padded = _losses_and_gradients(model, batch)
     assert packed[0] == pytest.approx(padded[0], rel=1e-5, abs=1e-6)
     for packed_grad, padded_grad in zip(packed[1], padded[1], strict=True):
         torch.testing.assert_close(packed_grad, padded_grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["qmix", "vdn", "qplex", "ow_qmix", "cw_qmix"])
+@pytest.mark.parametrize("name", ["qmix", "vdn", "qplex", "ow_qmix", "cw_qmix", "qtran", "dop"])
 @pytest.mark.parametrize("td_lambda", [0.0, 0.6])
 def test_value_based_losses_and_gradients_are_those_of_the_padded_batch(
     name: str, td_lambda: float, monkeypatch: pytest.MonkeyPatch
@@ -104,14 +112,17 @@ def test_value_based_losses_and_gradients_are_those_of_the_padded_batch(
         if isinstance(m, torch.nn.Module) and any(p.requires_grad for p in m.parameters())
     ]
 
+    rng_state = model._rng.bit_generator.state  # DOP also samples its on-policy batches
+
     def loss_and_gradients() -> tuple[dict[str, float], list[torch.Tensor]]:
         for module in trained:
             module.zero_grad(set_to_none=True)
+        model._rng.bit_generator.state = rng_state
         logged = model._train_step(batch)
         return logged, [p.grad.clone() for m in trained for p in m.parameters() if p.grad is not None]
 
     packed_logged, packed_grads = loss_and_gradients()
-    monkeypatch.setattr(model, "_step_packing", lambda b: StepPacking(b.filled, enabled=False))
+    _unpacked(model, monkeypatch)
     padded_logged, padded_grads = loss_and_gradients()
     assert packed_logged == pytest.approx(padded_logged, rel=1e-5, abs=1e-6)
     assert len(packed_grads) == len(padded_grads) > 0

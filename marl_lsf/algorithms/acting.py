@@ -1,7 +1,7 @@
 """Decentralized execution of ``MultiAgentAlgorithm``: the networks' inputs, ``act`` and ``predict``.
 
 ``ActingMixin`` builds the acting and critic networks' inputs (observation, one-hot agent id,
-previous action), acts for a batch of team observations in one forward pass, and turns
+previous action) and their packing into real steps (``marl_lsf.algorithms.packing``), acts for a batch of team observations in one forward pass, and turns
 PettingZoo observation dicts or arrays, recurrent state and the caller's action masks into
 ``predict``'s per-agent actions, refusing inputs of the wrong shape with a message that names them.
 """
@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from marl_lsf.algorithms.packing import StepPacking
+from marl_lsf.buffer import EpisodeBatch
 from marl_lsf.nets.policies import ActingPolicy, with_agent_ids
 from marl_lsf.team_env import TeamSpec
 
@@ -27,6 +29,7 @@ class ActingMixin:
     """
 
     spec: TeamSpec
+    uses_rnn: bool
     last_action_input: bool
     device: torch.device
     policy: ActingPolicy
@@ -49,6 +52,15 @@ class ActingMixin:
         else:
             last = self.previous_actions(actions, obs.dtype)
         return torch.cat([inputs, last], dim=-1)
+
+    def _step_packing(self, batch: EpisodeBatch) -> StepPacking:
+        """Packing of the batch's real steps for the per-step (``MlpPolicy``) networks; none for RNNs."""
+        return StepPacking(batch.filled, enabled=not self.uses_rnn)
+
+    def _mixer_packing(self, batch: EpisodeBatch, next_step: bool = False) -> StepPacking:
+        """Packing for networks that read each step on its own whatever the agents' network (mixers,
+        DOP's critic): the filled transitions ``[B, T]``, or with ``next_step`` every real step ``[B, T+1]``."""
+        return StepPacking(batch.filled, next_step=next_step)
 
     def previous_actions(self, actions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """One-hot actions ``[B, T+1, N, A]`` shifted one step: step ``t`` holds the action of ``t-1``, zeros at ``t = 0``."""

@@ -54,7 +54,6 @@ from torch import nn
 
 from marl_lsf.algorithms.acting import ActingMixin
 from marl_lsf.algorithms.collection import RolloutCollectionMixin
-from marl_lsf.algorithms.packing import StepPacking
 from marl_lsf.algorithms.persistence import PersistenceMixin
 from marl_lsf.algorithms.utils import (
     SelfAlgorithm,
@@ -324,10 +323,6 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
     def uses_rnn(self) -> bool:
         """Whether the agent networks are recurrent."""
         return self.torso == "rnn"
-
-    def _step_packing(self, batch: EpisodeBatch) -> StepPacking:
-        """Packing of the batch's real steps for the per-step (``MlpPolicy``) networks; none for RNNs."""
-        return StepPacking(batch.filled, enabled=not self.uses_rnn)
 
     # -- logging and callbacks ----------------------------------------------------------------------
 

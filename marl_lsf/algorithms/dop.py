@@ -264,12 +264,15 @@ class DOP(MultiAgentAlgorithm):
     def individual_q(self, batch: EpisodeBatch, target: bool = False) -> torch.Tensor:
         """The individual critics ``Q_i(tau, .)`` ``[B, T+1, N, A]`` at every step (of the target critic with ``target``)."""
         critic = self.critic_target if target else self.critic
-        q, _ = critic(self.individual_critic_inputs(batch.obs, batch.state))
-        return q
+        # The critics are per-step MLPs whatever the agents' network: they run on the real steps only.
+        packing = self._mixer_packing(batch, next_step=True)
+        q, _ = critic(packing.pack(self.individual_critic_inputs(batch.obs, batch.state)))
+        return packing.unpack(q)
 
     def policy_distribution(self, batch: EpisodeBatch, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pi, log pi)`` ``[B, T+1, N, A]`` of the acting policy ``(1 - epsilon) pi_i + epsilon U`` at every step."""
-        logits, _ = self.actor(self.actor_inputs(batch.obs, batch.actions))
+        packing = self._step_packing(batch)
+        logits = packing.unpack(self.actor(packing.pack(self.actor_inputs(batch.obs, batch.actions)))[0])
         log_pi = epsilon_mixed_log_probs(masked_log_softmax(logits, batch.avail), batch.avail, epsilon)
         return log_pi.exp(), log_pi
 
@@ -285,7 +288,11 @@ class DOP(MultiAgentAlgorithm):
         """
         alive = batch.alive.float()
         q_target = self.individual_q(batch, target=True)
-        weights = self.mixer_target.weights(batch.state)
+        steps = self._mixer_packing(
+            batch, next_step=True
+        )  # the mixer's weights on every real step (read at s and s')
+        k, b = self.mixer_target.weights(steps.pack(batch.state))
+        weights = (steps.unpack(k), steps.unpack(b))
         taken = q_target[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
         q_taken = self.mixer_target.mix(taken, tuple(w[:, :-1] for w in weights))
         expected = self.mixer_target.mix((pi * q_target).sum(-1) * alive, weights)[:, 1:]
@@ -332,7 +339,7 @@ class DOP(MultiAgentAlgorithm):
         """The online ``Q_tot(s_t, a_t) = sum_i k_i(s_t) Q_i(tau_t, a_t^i) + b(s_t)`` ``[B, T]`` of the taken actions."""
         q = self.individual_q(batch)[:, :-1]
         taken = q.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * batch.alive[:, :-1].float()
-        return self.mixer(taken, batch.state[:, :-1])
+        return self._mixer_packing(batch).apply(self.mixer, taken, batch.state[:, :-1])
 
     def critic_loss(
         self, off_batch: EpisodeBatch, on_batch: EpisodeBatch, epsilon: float
@@ -372,7 +379,8 @@ class DOP(MultiAgentAlgorithm):
         pi, log_pi = self.policy_distribution(batch, epsilon)
         with torch.no_grad():
             q = self.individual_q(batch)[:, :-1]
-            k, _ = self.mixer.weights(batch.state[:, :-1])
+            transitions = self._mixer_packing(batch)
+            k = transitions.unpack(self.mixer.weights(transitions.pack(batch.state[:, :-1]))[0])
         n_steps = filled.sum().clamp(min=1.0)
         loss = decomposed_policy_loss(log_pi[:, :-1], q, k, batch.actions, agent_mask, n_steps)
         n_agent_steps = agent_mask.sum().clamp(min=1.0)

@@ -315,7 +315,7 @@ class LSFSAC(MultiAgentAlgorithm):
         n_steps, n_agent_steps = filled.sum().clamp(min=1.0), agent_mask.sum().clamp(min=1.0)
         alpha = self.log_ent_coef.detach().exp()
         pi, log_pi = pi.detach(), log_pi.detach()
-        packing = self._step_packing(batch)
+        packing, transitions = self._step_packing(batch), self._mixer_packing(batch)
         critic_in = packing.pack(self.critic_inputs(batch.obs, batch.actions))
         online = [_unpacked(critic(critic_in, sample=True), packing) for critic in self.critics]
 
@@ -331,7 +331,7 @@ class LSFSAC(MultiAgentAlgorithm):
                 v_target = (
                     self._next_agent_values(q_target, pi, log_pi, alpha, q.detach(), batch.avail) * alive
                 )
-                next_values.append(mixer_target(v_target, batch.state)[:, 1:])
+                next_values.append(transitions.apply(mixer_target, v_target[:, 1:], batch.state[:, 1:]))
             next_value = torch.stack(next_values).min(0).values
             y = lambda_returns(
                 batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda
@@ -343,7 +343,7 @@ class LSFSAC(MultiAgentAlgorithm):
         for (q, latent, _), mixer in zip(online, self.mixers, strict=True):
             # L_TD = (Mixer(s, [Q_i(tau_i, a_i, m_i)]) - y)^2 over filled steps.
             q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
-            q_tot = mixer(q_taken, batch.state[:, :-1])
+            q_tot = transitions.apply(mixer, q_taken, batch.state[:, :-1])
             td_loss = td_loss + ((q_tot - y).pow(2) * filled).sum() / n_steps
             # L_m = CE(pi_j, or argmax pi_j, as labels, q_psi(. | m_{j->.}, j)) + beta KL(N(mu_j, I) || N(0, I));
             # the decoder reads the messages j sends (see LatentCritic for why not tau_j).

@@ -116,7 +116,8 @@ class QMIX(MultiAgentAlgorithm):
 
         # Utilities Q_i(tau_i, .) at every step of the episodes, from decentralized inputs.
         # MlpPolicy networks run on the real steps only (marl_lsf.algorithms.packing).
-        packing = self._step_packing(batch)
+        # The mixers always run on the filled transitions only.
+        packing, transitions = self._step_packing(batch), self._mixer_packing(batch)
         inputs = packing.pack(self.actor_inputs(batch.obs, batch.actions))
         q = packing.unpack(self.q_net(inputs)[0])  # [B, T+1, N, A]
 
@@ -127,14 +128,14 @@ class QMIX(MultiAgentAlgorithm):
             chooser = q.detach() if self.double_q else q_target
             next_actions = masked_argmax(chooser, batch.avail).unsqueeze(-1)
             next_q = q_target.gather(-1, next_actions).squeeze(-1) * alive
-            next_value = self.mixer_target(next_q, batch.state)[:, 1:]
+            next_value = transitions.apply(self.mixer_target, next_q[:, 1:], batch.state[:, 1:])
             y = lambda_returns(
                 batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda
             )
 
         # TD loss: L_TD = (Mixer(s, [Q_i(tau_i, a_i)]) - y)^2 over filled steps.
         q_taken = q[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
-        q_tot = self.mixer(q_taken, batch.state[:, :-1])
+        q_tot = transitions.apply(self.mixer, q_taken, batch.state[:, :-1])
         td_loss = ((q_tot - y).pow(2) * filled).sum() / n_steps
         self._gradient_step(self.optimizer, td_loss)
         return {"td_loss": td_loss.item(), "q_tot": ((q_tot.detach() * filled).sum() / n_steps).item()}

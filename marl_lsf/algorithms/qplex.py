@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from marl_lsf.algorithms.packing import StepPacking
 from marl_lsf.algorithms.qmix import QMIX
 from marl_lsf.algorithms.targets import lambda_returns
 from marl_lsf.buffer import EpisodeBatch
@@ -110,6 +111,7 @@ class QPLEX(QMIX):
         avail: torch.Tensor | None = None,
         alive: torch.Tensor | None = None,
         target: bool = False,
+        packing: StepPacking | None = None,
     ) -> torch.Tensor:
         """``Q_tot [...]`` of the utilities ``q [..., N, A]`` at the joint action ``actions [..., N]``.
 
@@ -122,6 +124,7 @@ class QPLEX(QMIX):
             alive: which agents are alive ``[..., N]``; a gone agent's ``Q_i`` and ``V_i`` are 0
                 (None: all alive).
             target: mix with the target mixer instead of the online one.
+            packing: run the mixer on these steps of ``[B, T, ...]`` inputs only (None: on all).
         """
         mixer = self.mixer_target if target else self.mixer
         live = (
@@ -134,7 +137,9 @@ class QPLEX(QMIX):
         greedy = masked_argmax(q.detach(), avail).unsqueeze(-1)
         q_max = q.detach().gather(-1, greedy).squeeze(-1) * live
         onehot = nn.functional.one_hot(actions, self.spec.n_actions).to(q.dtype)
-        return mixer(q_taken, q_max, onehot, state)
+        if packing is None:
+            return mixer(q_taken, q_max, onehot, state)
+        return packing.apply(mixer, q_taken, q_max, onehot, state)
 
     def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
         filled = batch.filled.float()  # [B, T]
@@ -142,7 +147,8 @@ class QPLEX(QMIX):
 
         # Utilities Q_i(tau_i, .) at every step of the episodes, from decentralized inputs.
         # MlpPolicy networks run on the real steps only (marl_lsf.algorithms.packing).
-        packing = self._step_packing(batch)
+        # The mixers always run on the filled transitions only.
+        packing, transitions = self._step_packing(batch), self._mixer_packing(batch)
         inputs = packing.pack(self.actor_inputs(batch.obs, batch.actions))
         q = packing.unpack(self.q_net(inputs)[0])  # [B, T+1, N, A]
 
@@ -153,15 +159,26 @@ class QPLEX(QMIX):
             chooser = q.detach() if self.double_q else q_target
             next_actions = masked_argmax(chooser, batch.avail)  # [B, T+1, N]
             next_value = self.joint_value(
-                q_target, next_actions, batch.state, batch.avail, batch.alive, target=True
-            )[:, 1:]
+                q_target[:, 1:],
+                next_actions[:, 1:],
+                batch.state[:, 1:],
+                batch.avail[:, 1:],
+                batch.alive[:, 1:],
+                target=True,
+                packing=transitions,
+            )
             y = lambda_returns(
                 batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda
             )
 
         # TD loss: L_TD = (Q_tot(s, u) - y)^2 at the taken joint action u, over filled steps.
         q_tot = self.joint_value(
-            q[:, :-1], batch.actions, batch.state[:, :-1], batch.avail[:, :-1], batch.alive[:, :-1]
+            q[:, :-1],
+            batch.actions,
+            batch.state[:, :-1],
+            batch.avail[:, :-1],
+            batch.alive[:, :-1],
+            packing=transitions,
         )
         td_loss = ((q_tot - y).pow(2) * filled).sum() / n_steps
         self._gradient_step(self.optimizer, td_loss)

@@ -126,9 +126,11 @@ class QTRAN(QMIX):
         n_actions = self.spec.n_actions
         state, next_state = batch.state[:, :-1], batch.state[:, 1:]
 
-        # The agents' hidden features h_i and utilities Q_i(tau_i, .) at every step.
-        inputs = self.actor_inputs(batch.obs, batch.actions)
-        features, _ = self.q_net.torso(inputs)  # [B, T+1, N, H]
+        # The agents' hidden features h_i and utilities Q_i(tau_i, .) at every step; MlpPolicy torsos
+        # run on the real steps only (marl_lsf.algorithms.packing), the joint Q on the filled transitions.
+        packing, transitions = self._step_packing(batch), self._mixer_packing(batch)
+        inputs = packing.pack(self.actor_inputs(batch.obs, batch.actions))
+        features = packing.unpack(self.q_net.torso(inputs)[0])  # [B, T+1, N, H]
         q = self.q_net.head(features)  # [B, T+1, N, A]
         greedy = masked_argmax(q, batch.avail)  # [B, T+1, N]
         greedy_q = q.gather(-1, greedy.unsqueeze(-1)).squeeze(-1)
@@ -137,27 +139,29 @@ class QTRAN(QMIX):
         # Targets y = r + gamma Q_jt^-(tau', u-bar') at the next greedy joint action (double Q: the
         # online agents' greedy actions; else the target agents'), with TD(lambda).
         with torch.no_grad():
-            target_features, _ = self.q_net_target.torso(inputs)
+            target_features = packing.unpack(self.q_net_target.torso(inputs)[0])
             if self.double_q:
                 next_onehot = greedy_onehot[:, 1:]
             else:
                 target_q = self.q_net_target.head(target_features)
                 target_greedy = masked_argmax(target_q, batch.avail)
                 next_onehot = nn.functional.one_hot(target_greedy[:, 1:], n_actions).to(q.dtype)
-            next_value = self.joint_q_target(target_features[:, 1:], next_onehot, next_state)
+            next_value = transitions.apply(
+                self.joint_q_target, target_features[:, 1:], next_onehot, next_state
+            )
             y = lambda_returns(
                 batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda
             )
 
         # L_td = (Q_jt(tau, u) - y)^2 at the taken joint action u.
         taken_onehot = nn.functional.one_hot(batch.actions, n_actions).to(q.dtype)
-        joint_taken = self.joint_q(features[:, :-1], taken_onehot, state)
+        joint_taken = transitions.apply(self.joint_q, features[:, :-1], taken_onehot, state)
         td_loss = ((joint_taken - y).pow(2) * filled).sum() / n_steps
 
         # L_opt at the greedy joint action u-bar, with Q_jt(tau, u-bar) fixed.
-        value = self.joint_q.value(state)
+        value = transitions.apply(self.joint_q.value, state)
         with torch.no_grad():
-            joint_greedy = self.joint_q(features[:, :-1], greedy_onehot[:, :-1], state)
+            joint_greedy = transitions.apply(self.joint_q, features[:, :-1], greedy_onehot[:, :-1], state)
         transformed_greedy = self.mixer(greedy_q[:, :-1] * alive[:, :-1], state)
         opt_loss = qtran_opt_loss(transformed_greedy, joint_greedy, value, filled)
 

@@ -157,7 +157,9 @@ class WQMIX(QMIX):
 
         # QMIX's utilities Q_i(tau_i, .) and Q-hat*'s central utilities at every step.
         # MlpPolicy networks run on the real steps only (marl_lsf.algorithms.packing).
-        packing = self._step_packing(batch)
+        # The mixers always run on the real steps only: every step for the greedy value (read at s
+        # and s'), the filled transitions for the others.
+        packing, transitions = self._step_packing(batch), self._mixer_packing(batch)
         inputs = packing.pack(self.actor_inputs(batch.obs, batch.actions))
         q = packing.unpack(self.q_net(inputs)[0])  # [B, T+1, N, A]
         central_q = packing.unpack(self.central_q_net(inputs)[0])  # [B, T+1, N, A]
@@ -168,19 +170,20 @@ class WQMIX(QMIX):
             greedy = masked_argmax(q, batch.avail).unsqueeze(-1)  # [B, T+1, N, 1]
             central_q_target = packing.unpack(self.central_q_net_target(inputs)[0])
             greedy_utilities = central_q_target.gather(-1, greedy).squeeze(-1) * alive
-            greedy_value = self.central_mixer_target(greedy_utilities, batch.state)  # [B, T+1]
+            steps = self._mixer_packing(batch, next_step=True)
+            greedy_value = steps.apply(self.central_mixer_target, greedy_utilities, batch.state)  # [B, T+1]
             y = lambda_returns(
                 batch.reward, batch.terminated, batch.filled, greedy_value[:, 1:], self.gamma, self.td_lambda
             )
 
         # Q-hat*'s loss (unweighted): (Q-hat*(s, u) - y)^2.
         central_taken = central_q[:, :-1].gather(-1, actions).squeeze(-1) * alive[:, :-1]
-        central_value = self.central_mixer(central_taken, batch.state[:, :-1])
+        central_value = transitions.apply(self.central_mixer, central_taken, batch.state[:, :-1])
         central_loss = ((central_value - y).pow(2) * filled).sum() / n_steps
 
         # The weighting w(s, u): 1 where the rule singles the joint action out, alpha elsewhere.
         q_taken = q[:, :-1].gather(-1, actions).squeeze(-1) * alive[:, :-1]
-        q_tot = self.mixer(q_taken, batch.state[:, :-1])
+        q_tot = transitions.apply(self.mixer, q_taken, batch.state[:, :-1])
         if self.weighting == "ow":
             w = optimistic_weights(q_tot.detach(), y, self.alpha)
         else:
