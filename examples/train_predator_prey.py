@@ -21,7 +21,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -41,7 +40,6 @@ EVAL_EPISODES = 16
 
 def main() -> None:
     """Evaluate and replay the shipped team, then train, save, reload and evaluate a short run."""
-    torch.set_num_threads(1)  # small networks: one thread is fastest, and fair on a shared machine
     console = Console()
     OUT.mkdir(parents=True, exist_ok=True)
     console.rule("[bold]LSF-SAC on predator-prey (10x10 grid, 8 predators, 8 prey, miscapture -2)")

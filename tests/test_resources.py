@@ -35,11 +35,15 @@ def test_a_bad_thread_count_is_refused_by_name(bad: object) -> None:
         LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_threads=bad)
 
 
-def test_a_model_sets_the_threads_it_was_given() -> None:
+def test_a_model_sets_the_threads_it_was_given_and_one_by_default() -> None:
     before = torch.get_num_threads()
     try:
-        LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_threads=1)
+        LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_threads=2)
+        assert torch.get_num_threads() == 2
+        LSFSAC("MlpPolicy", predator_prey_v1.parallel_env)
         assert torch.get_num_threads() == 1
+        LSFSAC("MlpPolicy", predator_prey_v1.parallel_env, n_threads=None)
+        assert torch.get_num_threads() == 1, "None leaves the process's setting alone"
     finally:
         torch.set_num_threads(before)
 

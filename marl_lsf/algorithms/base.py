@@ -125,9 +125,11 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         verbose: 0 silent, 1 training info, 2 debug.
         seed: seed for Python, NumPy, torch and the environments.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or a ``torch.device``.
-        n_threads: torch CPU threads: None (default) leaves torch's setting (one per core), an int
-            sets that many, ``"auto"`` the cores other processes leave idle (both on an idle 2-core
-            machine, one when they are busy; ``marl_lsf.algorithms.utils.idle_cpus``). The count
+        n_threads: torch CPU threads of the process (``torch.set_num_threads``): 1 (default) never
+            oversubscribes a shared machine (torch's one-per-core made the update 1.9x slower beside
+            other busy processes), an int sets that many, ``"auto"`` the cores other processes leave
+            idle (``marl_lsf.algorithms.utils.idle_cpus``; on an idle 2-core machine both, and the
+            update takes 0.57x the time of one), None leaves torch's setting alone. The count
             changes float rounding, so a seed reproduces a run only at the same thread count.
     """
 
@@ -162,7 +164,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         verbose: int = 0,
         seed: int | None = None,
         device: torch.device | str = "auto",
-        n_threads: int | str | None = None,
+        n_threads: int | str | None = 1,
         _spec: TeamSpec | None = None,
         _init_setup_model: bool = True,
     ) -> None:
