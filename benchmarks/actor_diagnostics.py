@@ -7,7 +7,9 @@ For every saved model (``predator_prey.py curve --save-models``) it plays ``--ep
 test episodes and reads, at every step of every agent with more than one available action: the
 actor's entropy; the entropy of the Boltzmann policy softmax(Q_i / alpha) that the forward-KL
 actor is trained to match (at the model's learned alpha and at smaller ones); the gap between the
-critic's best and second-best Q_i; how often argmax pi differs from argmax Q_i; and the test return
+critic's best and second-best Q_i; how often argmax pi differs from argmax Q_i; the share of greedy
+episodes that run to the env's step limit; the test return of the team acting as in training
+(epsilon-greedy at its final epsilon, on the same episode seeds); and the test return
 of a team that acts by argmax Q_i instead (the critic's own greedy policy, whose messages carry
 every agent's observation, so it is not decentralized; on the same episode seeds). Without messages
 (MASAC) that return bounds what distilling the critic into the actor can give; with them, the
@@ -65,8 +67,13 @@ def diagnose(model: LSFSAC, env: str, episodes: int, seed: int) -> dict[str, Any
     top2 = q_masked.topk(2, dim=-1).values
     gaps = (top2[..., 0] - top2[..., 1])[active].numpy()
     disagree = (log_pi.argmax(-1) != q_masked.argmax(-1))[active].float().mean().item()
+    acting = evaluate_policy(model, make_env_factory(env), episodes, deterministic=False, seed=seed)
     return {
         "return": result.mean_return,
+        "at_limit": _share_at_limit(
+            result.episode_lengths, getattr(make_env_factory(env)(), "max_cycles", None)
+        ),
+        "acting_return": acting.mean_return,
         "alpha": alpha,
         "pi_entropy": entropy(log_pi)[active].mean().item(),
         "label_entropy": {
@@ -77,6 +84,11 @@ def diagnose(model: LSFSAC, env: str, episodes: int, seed: int) -> dict[str, Any
         "disagree": disagree,
         "agent_steps": int(active.sum()),
     }
+
+
+def _share_at_limit(lengths: list[int], limit: int | None) -> str:
+    """The share of episodes that ran to ``limit`` steps (a team that never finishes the task), or "-"."""
+    return "-" if limit is None else f"{np.mean(np.asarray(lengths) >= limit):.0%}"
 
 
 def critic_greedy_return(model: LSFSAC, env: str, episodes: int, seed: int) -> float:
@@ -131,9 +143,9 @@ def main() -> None:
         "for the usual five); the Boltzmann policy is softmax(Q_i / alpha) over the available "
         "actions, the forward-KL actor's target.",
         "",
-        f"| model | test return | return acting argmax Q_i | learned alpha | actor entropy | Boltzmann entropy at learned alpha | {probes} "
+        f"| model | test return | greedy episodes run to the step limit | return acting as in training (epsilon-greedy at the final epsilon) | return acting argmax Q_i | learned alpha | actor entropy | Boltzmann entropy at learned alpha | {probes} "
         "| Q gap best - 2nd (quartiles) | argmax pi != argmax Q | agent-steps |",
-        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(PROBE_ALPHAS) + "---|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PROBE_ALPHAS) + "---|---:|---:|",
     ]
     for spec in args.models:
         label, path = model_spec(spec)
@@ -142,7 +154,7 @@ def main() -> None:
         critic_return = critic_greedy_return(model, args.env, args.episodes, args.seed)
         labels = list(found["label_entropy"].values())
         lines.append(
-            f"| {label} | {found['return']:.1f} | {critic_return:.1f} | {found['alpha']:.4f} | {found['pi_entropy']:.2f} | "
+            f"| {label} | {found['return']:.1f} | {found['at_limit']} | {found['acting_return']:.1f} | {critic_return:.1f} | {found['alpha']:.4f} | {found['pi_entropy']:.2f} | "
             + " | ".join(f"{value:.2f}" for value in labels)
             + f" | {', '.join(f'{g:.3f}' for g in found['gap_quartiles'])} | {found['disagree']:.1%} "
             f"| {found['agent_steps']:,} |"

@@ -16,6 +16,7 @@ import torch
 
 import marl_lsf
 from marl_lsf import LSFSAC, save_util
+from marl_lsf.algorithms import ALGORITHMS
 from marl_lsf.envs import matrix_game_v0, predator_prey_v0
 from marl_lsf.save_util import ModelFileError, load_model_file
 
@@ -322,3 +323,25 @@ def test_load_model_reads_the_algorithm_from_the_file(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="unknown environment 'nope'"):
         marl_lsf.QMIX("MlpPolicy", "nope")
+
+
+@pytest.mark.parametrize("algo", ["lsfsac", "qmix", "dop"])
+def test_a_loaded_model_acts_with_the_epsilon_its_run_reached(algo: str, tmp_path: Path) -> None:
+    kwargs = {"exploration": "epsilon_greedy"} if algo == "lsfsac" else {}
+    model = ALGORITHMS[algo](
+        "MlpPolicy", tiny_env(), seed=0, batch_size=2, exploration_fraction=0.5, **kwargs
+    )
+    model.learn(200)
+    assert model.policy.exploration_rate.item() < 0.5
+    loaded = type(model).load(model.save(tmp_path / "m.zip"))
+    assert loaded._current_progress_remaining == model._current_progress_remaining
+    # Not the schedule's start (1.0): predict(deterministic=False) and a continued run go on from here.
+    assert loaded.policy.exploration_rate.item() == pytest.approx(model.policy.exploration_rate.item())
+
+
+@pytest.mark.parametrize("value", [float("nan"), 2.0, "0.5", True])
+def test_a_bad_schedule_progress_is_named(tmp_path: Path, value: object) -> None:
+    saved = tiny_model().learn(20).save(tmp_path / "m.zip")
+    bad = rewrite(saved, tmp_path / "bad.zip", data=saved_data(saved) | {"progress_remaining": value})
+    with pytest.raises(ModelFileError, match="progress_remaining must be a number in"):
+        LSFSAC.load(bad)

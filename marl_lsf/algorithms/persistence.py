@@ -202,6 +202,7 @@ class PersistenceMixin:
             "num_timesteps": self.num_timesteps,
             "episode_num": self._episode_num,
             "n_updates": self._n_updates,
+            "progress_remaining": self._current_progress_remaining,
             "ep_info_buffer": list(self.ep_info_buffer),
             "rng": rng_data,
         }
@@ -314,6 +315,11 @@ class PersistenceMixin:
         for key, value in counters.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ModelFileError(f"{path}: {key} must be a non-negative whole number, got {short(value)}")
+        progress = data.get("progress_remaining", 1.0)  # files saved before it was stored: a run's start
+        if isinstance(progress, bool) or not isinstance(progress, int | float) or not -1.0 <= progress <= 1.0:
+            raise ModelFileError(
+                f"{path}: progress_remaining must be a number in [-1, 1], got {short(progress)}"
+            )
         episodes = data.get("ep_info_buffer", [])
         if not isinstance(episodes, list) or not all(
             isinstance(info, dict)
@@ -353,6 +359,11 @@ class PersistenceMixin:
         model.num_timesteps = counters["num_timesteps"]
         model._episode_num = counters["episode_num"]
         model._n_updates = counters["n_updates"]
+        # The schedules (epsilon, learning rates) where the run left them, as SB3's load does.
+        model._current_progress_remaining = float(progress)
+        rate = getattr(model.policy, "exploration_rate", None)
+        if isinstance(rate, torch.Tensor):
+            rate.fill_(model.exploration_rate)
         model.ep_info_buffer.extend({str(k): float(v) for k, v in info.items()} for info in episodes)
         if "rng" in data:
             rng_tensors = {
