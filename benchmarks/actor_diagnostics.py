@@ -9,7 +9,7 @@ actor's entropy; the entropy of the Boltzmann policy softmax(Q_i / alpha) that t
 actor is trained to match (at the model's learned alpha and at smaller ones); the gap between the
 critic's best and second-best Q_i; how often argmax pi differs from argmax Q_i; the share of greedy
 episodes that run to the env's step limit; the test return of the team acting as in training
-(epsilon-greedy at its final epsilon, on the same episode seeds); and the test return
+(epsilon-greedy at the model's epsilon or ``--epsilon``, on the same episode seeds); and the test return
 of a team that acts by argmax Q_i instead (the critic's own greedy policy, whose messages carry
 every agent's observation, so it is not decentralized; on the same episode seeds). Without messages
 (MASAC) that return bounds what distilling the critic into the actor can give; with them, the
@@ -128,11 +128,19 @@ def main() -> None:
     parser.add_argument("--env", default="predator_prey")
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--seed", type=int, default=20_000, help="seed of the first test episode")
+    parser.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help="epsilon of the epsilon-greedy returns (default: the model's own; files saved before "
+        "models kept their schedule's progress load at its start, 1.0)",
+    )
     parser.add_argument("--name", default="actor_diagnostics")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
     probes = " | ".join(f"Boltzmann entropy at alpha={a}" for a in PROBE_ALPHAS)
+    epsilon = "the model's epsilon" if args.epsilon is None else f"epsilon {args.epsilon}"
     lines = [
         f"# How closely the actor follows its critic ({args.env}, {args.episodes} greedy test episodes per model)",
         "",
@@ -143,13 +151,15 @@ def main() -> None:
         "for the usual five); the Boltzmann policy is softmax(Q_i / alpha) over the available "
         "actions, the forward-KL actor's target.",
         "",
-        f"| model | test return | greedy episodes run to the step limit | return acting as in training (epsilon-greedy at the final epsilon) | return acting argmax Q_i | learned alpha | actor entropy | Boltzmann entropy at learned alpha | {probes} "
+        f"| model | test return | greedy episodes run to the step limit | return acting epsilon-greedy ({epsilon}) | return acting argmax Q_i | learned alpha | actor entropy | Boltzmann entropy at learned alpha | {probes} "
         "| Q gap best - 2nd (quartiles) | argmax pi != argmax Q | agent-steps |",
         "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(PROBE_ALPHAS) + "---|---:|---:|",
     ]
     for spec in args.models:
         label, path = model_spec(spec)
         model = LSFSAC.load(path, device="cpu")
+        if args.epsilon is not None:
+            model.policy.exploration_rate.fill_(args.epsilon)
         found = diagnose(model, args.env, args.episodes, args.seed)
         critic_return = critic_greedy_return(model, args.env, args.episodes, args.seed)
         labels = list(found["label_entropy"].values())
