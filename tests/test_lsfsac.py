@@ -87,7 +87,9 @@ def test_decentralized_execution_ignores_other_agents_observations(policy: str) 
     model = LSFSAC(policy, tiny_predator_prey(n_predators=3), seed=0)
     rng = np.random.default_rng(0)
     obs = rng.integers(0, 2, (3, 5, 5, 2)).astype(np.float32)
+    # predict's state: the GRU's hidden state, then (last_action_input) the one-hot last action.
     hidden = rng.normal(size=(3, model.hidden_dim)).astype(np.float32) if policy == "RnnPolicy" else None
+    state = None if hidden is None else np.concatenate([hidden, np.zeros((3, 6), np.float32)], axis=1)
     avail = torch.ones(1, 3, 6, dtype=torch.bool)
 
     def probs(observation: np.ndarray) -> torch.Tensor:
@@ -102,8 +104,8 @@ def test_decentralized_execution_ignores_other_agents_observations(policy: str) 
     changed[1:] = rng.integers(0, 2, changed[1:].shape)
     assert torch.equal(probs(changed)[0], base[0])
     assert not torch.allclose(probs(changed)[1:], base[1:])
-    actions, _ = model.predict(obs, state=hidden, deterministic=True)
-    actions_changed, _ = model.predict(changed, state=hidden, deterministic=True)
+    actions, _ = model.predict(obs, state=state, deterministic=True)
+    actions_changed, _ = model.predict(changed, state=state, deterministic=True)
     assert actions[0] == actions_changed[0]
 
 
@@ -280,7 +282,12 @@ def test_predict_input_errors() -> None:
     with pytest.raises(EnvError, match="unknown agents \\['predator_9'\\]"):
         model.predict({"predator_9": obs[0]})
     actions, state = model.predict({"predator_0": obs[0], "predator_2": obs[2]})
-    assert set(actions) == {"predator_0", "predator_2"} and state is None
+    # The state an MlpPolicy returns is the one-hot last action (last_action_input, the default).
+    assert set(actions) == {"predator_0", "predator_2"} and state.shape == (3, 6)
+    assert (
+        LSFSAC("MlpPolicy", tiny_predator_prey(n_predators=3), last_action_input=False).predict(obs)[1]
+        is None
+    )
 
 
 def test_predict_dict_batched_and_recurrent_state() -> None:
@@ -288,14 +295,15 @@ def test_predict_dict_batched_and_recurrent_state() -> None:
     env = tiny_predator_prey()
     obs, _ = env.reset(seed=0)
     actions, state = model.predict(obs, deterministic=True)
-    assert set(actions) == set(env.agents) and state.shape == (2, model.hidden_dim)
+    memory = model.hidden_dim + 6  # the GRU's hidden state and the one-hot last action
+    assert set(actions) == set(env.agents) and state.shape == (2, memory)
     _, state2 = model.predict(obs, state=state, deterministic=True)
     assert not np.allclose(state, state2)
     _, state3 = model.predict(obs, state=state, episode_start=True, deterministic=True)
     assert np.allclose(state3, state)
     batch = np.stack([np.stack([obs[a] for a in env.possible_agents])] * 4)
     actions, states = model.predict(batch, deterministic=True)
-    assert actions.shape == (4, 2) and states.shape == (4, 2, model.hidden_dim)
+    assert actions.shape == (4, 2) and states.shape == (4, 2, memory)
 
 
 def test_bad_constructor_arguments() -> None:

@@ -250,7 +250,15 @@ def test_a_fixed_seed_reproduces_a_rollout_worker_run() -> None:
 
 def test_rollout_workers_act_with_the_learners_current_policy() -> None:
     """Every chunk is acted with the policy the learner has when it asks (weights and warm-up)."""
-    model = LSFSAC("MlpPolicy", tiny_predator_prey_factory(), n_envs=3, vectorization="workers", seed=0)
+    model = LSFSAC(
+        "MlpPolicy",
+        tiny_predator_prey_factory(),
+        n_envs=3,
+        vectorization="workers",
+        seed=0,
+        exploration_initial_eps=0.0,  # greedy on the actor from the start
+        exploration_final_eps=0.0,
+    )
     try:
         assert isinstance(model.env, WorkerTeamVecEnv) and model.env.num_workers == 2
         model.env.reset(seed=0)

@@ -50,9 +50,12 @@ POLICY_OBJECTIVES = ("reverse_kl", "forward_kl")
 class LSFSAC(MultiAgentAlgorithm):
     """Latent State information sharing Factorized Soft Actor-Critic for cooperative discrete-action MARL.
 
-    Used as ``LSFSAC("MlpPolicy", env).learn(2e6)`` with any PettingZoo ``ParallelEnv``. Besides
-    the arguments of ``MultiAgentAlgorithm`` (learning rate, buffer, batch, gamma, tau,
-    TD(lambda), mixer, ``n_envs``, seed, device, logging), it takes:
+    Used as ``LSFSAC("MlpPolicy", env).learn(2e6)`` with any PettingZoo ``ParallelEnv``. The actor's
+    and the target's defaults measured best on the paper's predator-prey and on SMAX (README):
+    epsilon-greedy acting, the authors' message settings and last-action input, eq. 16's max as
+    QMIX takes it and the forward-KL actor. Besides the arguments of ``MultiAgentAlgorithm``
+    (learning rate, buffer, batch, gamma, tau, TD(lambda), mixer, ``n_envs``, seed, device,
+    logging), it takes:
 
     Args:
         ent_coef: temperature alpha. ``"auto"`` learns it from 1.0, ``"auto_0.05"`` learns it from
@@ -64,7 +67,7 @@ class LSFSAC(MultiAgentAlgorithm):
         target_entropy_scale: see ``target_entropy``.
         latent_dim: size d of each latent message (the authors used 3); 0 switches latent
             information off (the MASAC ablation).
-        latent_coef: lambda_1, the weight of the latent message loss (eq. 8).
+        latent_coef: lambda_1, the weight of the latent message loss (eq. 8; the authors' 1e-3).
         kl_coef: beta, the weight of the KL term of the message loss (eq. 12).
         n_critics: 1, or 2 for double Q (two critic+mixer sets; targets and the policy use the
             minimum, as in SAC).
@@ -76,27 +79,28 @@ class LSFSAC(MultiAgentAlgorithm):
         td_target: the value of the next state in the TD target (eq. 16), per agent under its
             policy: ``"expected"``, sum_a pi_i(a) Q_i^-(a), the paper's eq. 16 (no entropy term);
             ``"greedy"``, Q_i^- at argmax pi_i (the authors' released code); ``"soft"``,
-            sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] (SAC's soft value); ``"max"``, the
+            sum_a pi_i(a) [Q_i^-(a) - alpha log pi_i(a)] (SAC's soft value); ``"max"`` (default), the
             ``max_{a*}`` of eq. 16 taken as QMIX takes it (Q_i^- at the online critic's argmax
             Q_i, double Q), so the critics learn as QMIX's utilities do, independently of the
             actor, and the actor follows them through eq. 14. Where agents leave
             an episode early (predator-prey's frozen catchers, SMAC's dead units) the soft value's
             entropy stream pays the agents for staying in it.
         exploration: how agents act while training: ``"sample"`` draws from pi (SAC);
-            ``"epsilon_greedy"`` takes argmax pi, or with probability epsilon a uniformly random
+            ``"epsilon_greedy"`` (default) takes argmax pi, or with probability epsilon a uniformly random
             available action (the authors' released code), epsilon following the three
             ``exploration_*`` arguments as in Stable-Baselines3's DQN and in ``QMIX``.
         exploration_fraction: fraction of the run over which epsilon decays linearly.
         exploration_initial_eps: epsilon at the start of training.
         exploration_final_eps: epsilon after ``exploration_fraction`` of the run.
         message_network: ``"shared"``: the message encoder is a head on the critic's torso;
-            ``"separate"``: its own MLP on the critic input (the authors' code); see
+            ``"separate"`` (default): its own MLP on the critic input (the authors' code); see
             ``LatentCritic``.
         decoder_target: the labels of the message loss's cross-entropy (eq. 12): ``"soft"``,
-            the policy pi_j itself; ``"argmax"``, argmax pi_j as a hard label (the authors' code).
+            the policy pi_j itself; ``"argmax"`` (default), argmax pi_j as a hard label (the
+            authors' code).
         policy_objective: how the actor follows its critic. ``"reverse_kl"``: eq. 14, maximizing
             the mixed ``sum_a pi_i(a) (Q_i(a) - alpha log pi_i(a))``, i.e. minimizing
-            ``KL(pi_i || exp(Q_i / alpha) / Z)`` (the paper, SAC). ``"forward_kl"``: minimizing
+            ``KL(pi_i || exp(Q_i / alpha) / Z)`` (the paper, SAC). ``"forward_kl"`` (default): minimizing
             ``KL(exp(Q_i / alpha) / Z || pi_i)``, a cross-entropy with the critic's Boltzmann
             policy as soft labels (this library's option). Both have the same minimizer; the
             second keeps its gradient where pi has already given an action almost no
@@ -108,6 +112,8 @@ class LSFSAC(MultiAgentAlgorithm):
             a schedule (default: ``learning_rate``). Runs with few gradient steps (one per episode
             or fewer, as here) may need a faster one than SAC's usual ``learning_rate`` for the
             temperature to keep up with the policy (RLlib's SAC has the same separate rate).
+        last_action_input: the actors also read each agent's previous action, as the critics
+            always do (the authors' code; ``MultiAgentAlgorithm``'s default is False).
         **kwargs: the arguments of ``MultiAgentAlgorithm``.
     """
 
@@ -124,7 +130,10 @@ class LSFSAC(MultiAgentAlgorithm):
         "ent_coef_optimizer",
     )
     _saved_tensors: ClassVar[tuple[str, ...]] = ("log_ent_coef",)
+    #: The settings of files saved before these arguments existed (the defaults of that time).
     _legacy_params: ClassVar[dict[str, Any]] = {
+        "latent_coef": 1.0,
+        "last_action_input": False,
         "td_target": "soft",
         "exploration": "sample",
         "message_network": "shared",
@@ -140,20 +149,21 @@ class LSFSAC(MultiAgentAlgorithm):
         target_entropy: str | float = "auto",
         target_entropy_scale: float = 0.5,
         latent_dim: int = 3,
-        latent_coef: float = 1.0,
+        latent_coef: float = 1e-3,
         kl_coef: float = 1e-3,
         n_critics: int = 1,
         q_messages: str = "mean",
-        td_target: str = "soft",
-        exploration: str = "sample",
+        td_target: str = "max",
+        exploration: str = "epsilon_greedy",
         exploration_fraction: float = 0.1,
         exploration_initial_eps: float = 1.0,
         exploration_final_eps: float = 0.05,
-        message_network: str = "shared",
-        decoder_target: str = "soft",
-        policy_objective: str = "reverse_kl",
+        message_network: str = "separate",
+        decoder_target: str = "argmax",
+        policy_objective: str = "forward_kl",
         actor_learning_rate: float | Schedule | None = None,
         ent_coef_learning_rate: float | Schedule | None = None,
+        last_action_input: bool = True,
         **kwargs: Any,
     ) -> None:
         self.ent_coef = ent_coef
@@ -190,7 +200,7 @@ class LSFSAC(MultiAgentAlgorithm):
         self.q_messages = q_messages
         self.actor_learning_rate = actor_learning_rate
         self.ent_coef_learning_rate = ent_coef_learning_rate
-        super().__init__(policy, env, **kwargs)
+        super().__init__(policy, env, last_action_input=last_action_input, **kwargs)
 
     def _params(self) -> dict[str, Any]:
         return {
