@@ -288,9 +288,8 @@ class DOP(MultiAgentAlgorithm):
         """
         alive = batch.alive.float()
         q_target = self.individual_q(batch, target=True)
-        steps = self._mixer_packing(
-            batch, next_step=True
-        )  # the mixer's weights on every real step (read at s and s')
+        # The mixer's weights on every real step (read at s and s').
+        steps = self._mixer_packing(batch, next_step=True)
         k, b = self.mixer_target.weights(steps.pack(batch.state))
         weights = (steps.unpack(k), steps.unpack(b))
         taken = q_target[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) * alive[:, :-1]
