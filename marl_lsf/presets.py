@@ -62,8 +62,8 @@ MATRIX_GAME_SCHEDULE: dict[str, Any] = {"learning_starts": 500, "n_envs": 8, "tr
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # QTRAN's matrix game (paper Table I), 10 seeds of 20,000 steps each; the rate at which the
     # greedy joint action is the optimum (A, A). LSF-SAC with its earlier defaults: 6/10
-    # (benchmarks/results/matrix_game.md; with today's defaults, the predator-prey preset's actor
-    # and target: 1/10, benchmarks/results/matrix_game_forward_kl.md).
+    # (benchmarks/results/matrix_game.md); with today's defaults 4/10
+    # (matrix_game_lsfsac_defaults.md), with epsilon over half the run 1/10 (matrix_game_forward_kl.md).
     ("matrix_game", "lsfsac"): {**MATRIX_GAME_SCHEDULE, **LSFSAC_EARLIER_DEFAULTS},
     # CW-QMIX with the Weighted QMIX code's alpha 0.1: 10/10 (0.75: 5/10; matrix_game_cwqmix_alpha01.md).
     ("matrix_game", "cw_qmix"): {**MATRIX_GAME_SCHEDULE, "alpha": 0.1},
