@@ -264,8 +264,15 @@ def test_plot_compares_runs_cut_at_different_steps_where_all_got_to(
         for line in capsys.readouterr().out.splitlines()
         if line.startswith("│")
     }
-    assert [cell.strip() for cell in rows["latent_dim=default"]] == ["2", "2.500", "3.500", "300"]
-    assert [cell.strip() for cell in rows["latent_dim=0"]] == ["2", "12.500", "12.500", "200"]
+    assert [cell.strip() for cell in rows["latent_dim=default"]] == ["2", "2.500", "3.500", "3.500"]
+    assert [cell.strip() for cell in rows["latent_dim=0"]] == ["2", "12.500", "12.500", "12.500"]
+
+    table = tmp_path / "table.md"
+    args = ["plot", str(sweep_dir), "--out", str(tmp_path / "c.png"), "--key", "eval/mean_return"]
+    assert main([*args, "--table", str(table)]) == 0
+    assert "| latent_dim=default | 2 | 2.500 | 3.500 | 3.500 | 300 |" in table.read_text()
+    assert main([*args, "--table", str(tmp_path)]) == 2  # a folder: a one-line error naming the option
+    assert "--table" in capsys.readouterr().err
 
 
 def test_long_legend_labels_wrap_below_the_axes(tmp_path: Path) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from marl_lsf.cli.common import console
+from marl_lsf.cli.common import CliError, console
 from marl_lsf.cli.options import add_subparser
 
 
@@ -31,23 +32,44 @@ def cmd_plot(args: argparse.Namespace) -> int:
     path = plot_curves(groups, args.out, "environment steps", args.key, title)
     # Runs cut at different steps are compared where all of them got to, beside their own ends.
     common = common_last_step(groups)
-    table = Table(
-        title=f"{args.key}: {path}",
-        caption="medians over each group's runs: at the last step all runs reached, and at their own ends",
-    )
-    table.add_column("group", overflow="fold")
-    for header in ("runs", f"at {common:,.0f}", "final", "final step"):
-        table.add_column(header, justify="right", no_wrap=True)
+    headers = ["group", "runs", f"at {common:,.0f}", "final", "best", "final step"]
+    rows = []
     for label, curves in groups.items():
         at_common = value_at(curves, common) if common is not None else None
-        table.add_row(
-            escape(label),
-            str(len(curves)),
-            "-" if at_common is None else f"{at_common:.3f}",
-            f"{np.median([y[-1] for _, y in curves]):.3f}",
-            f"{np.median([x[-1] for x, _ in curves]):,.0f}",
+        rows.append(
+            [
+                label,
+                str(len(curves)),
+                "-" if at_common is None else f"{at_common:.3f}",
+                f"{np.median([y[-1] for _, y in curves]):.3f}",
+                f"{np.median([y.max() for _, y in curves]):.3f}",
+                f"{np.median([x[-1] for x, _ in curves]):,.0f}",
+            ]
         )
+    caption = (
+        "medians over each group's runs: at the last step all runs reached, at their own ends, and their best"
+    )
+    table = Table(title=f"{args.key}: {path}", caption=caption)
+    table.add_column(headers[0], overflow="fold")
+    for header in headers[1:]:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(escape(row[0]), *row[1:])
     console.print(table)
+    if args.table:
+        lines = [
+            f"{args.key} ({caption}; `{' '.join(str(r) for r in args.runs)}`)",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|---|" + "---:|" * (len(headers) - 1),
+            *("| " + " | ".join(row) + " |" for row in rows),
+            "",
+        ]
+        try:
+            Path(args.table).write_text("\n".join(lines))
+        except OSError as exc:
+            raise CliError(f"--table {args.table}: cannot write it ({exc.strerror or exc})") from None
+        console.print(f"table written to {escape(str(args.table))}", soft_wrap=True)
     return 0
 
 
@@ -73,5 +95,10 @@ def add_plot_parser(sub: Any) -> None:
     )
     plot.add_argument(
         "--title", help="figure title (default: the key and the runs' shared algo and env settings)"
+    )
+    plot.add_argument(
+        "--table",
+        metavar="FILE",
+        help="also write the table of the groups as markdown to FILE (e.g. for a results file)",
     )
     plot.set_defaults(func=cmd_plot)
