@@ -94,8 +94,8 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # the first 5% of the run, i.e. pymarl's 50,000 steps of a 1M run; the max target; the forward-KL
     # actor; the authors' message network, weight and decoder labels; the last action as input).
     # On 3m a 0.9 test win rate in 3/3 seeds, first at 325,000 steps (median; the previous preset
-    # 825,000, QMIX 625,000); on 2s3z 0.81 and 0.75 at 1M over 2 seeds, later than QMIX
-    # (benchmarks/results/smax_lsfsac_epsilon_max_fkl.md).
+    # 825,000, QMIX 625,000); on 2s3z 0.81 [0.75, 0.81] at 1M over 3 seeds against QMIX's 0.84
+    # [0.81, 0.91] side by side, later than QMIX (benchmarks/results/smax_lsfsac_epsilon_max_fkl.md).
     ("smax", "lsfsac"): {
         "n_envs": 8,
         "train_freq": 4,
