@@ -2,8 +2,8 @@
 
 1. Loads the team shipped in ``examples/models/``: LSF-SAC with its latent messages (one
    dimension, ``latent_dim=1``), trained for 1M environment steps with the
-   ``("predator_prey", "lsfsac")`` preset's settings but a 500-episode buffer (seed 0 of that
-   row of the README's benchmark), evaluates it
+   ``("predator_prey", "lsfsac")`` preset's settings but QMIX's mixer and a 500-episode buffer
+   (seed 0 of that row of the README's benchmark), evaluates it
    against a random team on 16 test episodes and renders one episode to ``runs/demo/replay.gif``.
 2. Trains a fresh LSF-SAC with the same preset for ``MARL_LSF_EXAMPLE_STEPS`` steps (default
    10,000, which fits the demo in five minutes on two busy cores; the shipped team needed 1M),

@@ -18,8 +18,9 @@ def test_every_preset_builds_its_algorithm(env: str, algo: str) -> None:
     settings = preset(env, algo)
     tiny = predator_prey_v1.parallel_env(grid_size=4, n_predators=2, n_prey=1, max_cycles=8)
     model = algorithm_class(algo)(preset_policy(env, algo), tiny, seed=0, **settings)
+    params = model.hyperparameters() | {"n_envs": model.n_envs}  # every saved setting, and n_envs
     for key, value in settings.items():
-        assert getattr(model, key) == value, key
+        assert params[key] == value, key
     assert model.torso == model.policy_aliases[preset_policy(env, algo)]
 
 
