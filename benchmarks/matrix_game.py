@@ -39,7 +39,7 @@ from runs import exit_with_parent, write_keeping_section
 from marl_lsf import CWQMIX, DOP, LSFSAC, OWQMIX, QMIX, QPLEX, QTRAN, VDN, MultiAgentAlgorithm, utility_tables
 from marl_lsf.envs import matrix_game_v0
 from marl_lsf.envs.matrix_game_v0 import DEFAULT_PAYOFF
-from marl_lsf.presets import LSFSAC_EARLIER_DEFAULTS
+from marl_lsf.presets import LSFSAC_ACTOR_AND_TARGET, LSFSAC_EARLIER_DEFAULTS
 
 RESULTS = Path(__file__).parent / "results"
 ACTIONS = ("A", "B", "C")
@@ -110,16 +110,7 @@ CONFIGS = (
         "LSF-SAC, predator-prey settings",
         LSFSAC,
         STEPS,
-        {
-            "exploration": "epsilon_greedy",
-            "exploration_fraction": 0.5,
-            "td_target": "max",
-            "policy_objective": "forward_kl",
-            "message_network": "separate",
-            "latent_coef": 1e-3,
-            "decoder_target": "argmax",
-            "last_action_input": True,
-        },
+        {**LSFSAC_ACTOR_AND_TARGET, "exploration_fraction": 0.5},
     ),
     Config("QMIX", QMIX, STEPS),
     Config("VDN", VDN, STEPS),

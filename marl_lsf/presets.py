@@ -29,7 +29,8 @@ PYMARL_PREDATOR_PREY_SCHEDULE: dict[str, Any] = {
 
 #: LSF-SAC's actor and target as the authors' code runs them, with the forward-KL actor: epsilon-greedy
 #: acting on argmax pi, eq. 16's max target as QMIX takes it, the separate message network with
-#: weight 1e-3 and argmax decoder labels, the last action in the actors' input.
+#: weight 1e-3 and argmax decoder labels, the last action in the actors' input. LSF-SAC's defaults
+#: since these measurements; the presets name them so a later change of defaults leaves them as measured.
 LSFSAC_ACTOR_AND_TARGET: dict[str, Any] = {
     "exploration": "epsilon_greedy",
     "td_target": "max",

@@ -153,15 +153,20 @@ class QTRAN(QMIX):
                 batch.reward, batch.terminated, batch.filled, next_value, self.gamma, self.td_lambda
             )
 
+        # The joint networks read each transition's features and state, packed once for all three.
+        features_t, state_t = transitions.pack(features[:, :-1]), transitions.pack(state)
+
+        def joint_q(onehot: torch.Tensor) -> torch.Tensor:
+            return transitions.unpack(self.joint_q(features_t, transitions.pack(onehot), state_t))
+
         # L_td = (Q_jt(tau, u) - y)^2 at the taken joint action u.
-        taken_onehot = nn.functional.one_hot(batch.actions, n_actions).to(q.dtype)
-        joint_taken = transitions.apply(self.joint_q, features[:, :-1], taken_onehot, state)
+        joint_taken = joint_q(nn.functional.one_hot(batch.actions, n_actions).to(q.dtype))
         td_loss = ((joint_taken - y).pow(2) * filled).sum() / n_steps
 
         # L_opt at the greedy joint action u-bar, with Q_jt(tau, u-bar) fixed.
-        value = transitions.apply(self.joint_q.value, state)
+        value = transitions.unpack(self.joint_q.value(state_t))
         with torch.no_grad():
-            joint_greedy = transitions.apply(self.joint_q, features[:, :-1], greedy_onehot[:, :-1], state)
+            joint_greedy = joint_q(greedy_onehot[:, :-1])
         transformed_greedy = self.mixer(greedy_q[:, :-1] * alive[:, :-1], state)
         opt_loss = qtran_opt_loss(transformed_greedy, joint_greedy, value, filled)
 
