@@ -1,7 +1,7 @@
 """Predator-prey benchmarks: LSF-SAC learning curve vs random play, and throughput/memory.
 
     python benchmarks/predator_prey.py curve --steps 150000 --seeds 0 1 2 --processes 3
-    python benchmarks/predator_prey.py throughput
+    python benchmarks/predator_prey.py throughput --reps 3
 
 ``curve`` trains one LSF-SAC per seed (in parallel processes), evaluates the greedy team every
 ``--eval-every`` steps on ``--eval-episodes`` test episodes, and writes the median with a min-max
@@ -112,7 +112,12 @@ def _steps_per_second(fn, steps: int) -> float:
 
 
 def run_throughput(args: argparse.Namespace) -> None:
-    """Raw env vs policy-acting throughput (1 and 8 env copies), updates/s and peak memory, in one run."""
+    """Raw env vs policy-acting throughput (1 and 8 env copies), updates/s and peak memory, in one run.
+
+    The raw env and every acting configuration are timed in turn, ``--reps`` rounds; each ratio is
+    the median over rounds of that round's steps/s over the raw env's, so load from other
+    processes on a shared machine falls on both sides of it.
+    """
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     env = predator_prey_v1.parallel_env()
@@ -128,10 +133,10 @@ def run_throughput(args: argparse.Namespace) -> None:
             }
             current["obs"] = env.step(actions)[0]
 
-    rows = [("raw env, random available actions (PettingZoo dicts)", _steps_per_second(raw, args.steps))]
-    updates = {}
+    configs = [("raw env, random available actions (PettingZoo dicts)", raw)]
+    models = {}
     for policy in ("MlpPolicy", "RnnPolicy"):
-        model = LSFSAC(policy, predator_prey_v1.parallel_env, seed=0)
+        model = models[policy] = LSFSAC(policy, predator_prey_v1.parallel_env, seed=0)
         for n_envs, vectorization, how in (
             (1, "sync", "generic team view"),
             (1, "auto", "batched"),
@@ -149,12 +154,18 @@ def run_throughput(args: argparse.Namespace) -> None:
                     state["obs"] = step.next
 
             name = f"{how} ({type(vec).__name__}), {n_envs} env{'s' if n_envs > 1 else ''}, {policy} acting"
-            rows.append((name, _steps_per_second(acting, args.steps)))
+            configs.append((name, acting))
+    speeds = np.array([[_steps_per_second(fn, args.steps) for _, fn in configs] for _ in range(args.reps)])
+    rows = [
+        (name, float(np.median(speeds[:, i])), float(np.median(speeds[:, i] / speeds[:, 0])))
+        for i, (name, _) in enumerate(configs)
+    ]
+    updates = {}
+    for policy, model in models.items():
         model.learn(40 * 200)
         start = time.perf_counter()
         model.train(args.updates, model.batch_size)
         updates[policy] = args.updates / (time.perf_counter() - start)
-    base = rows[0][1]
     buffer = model.replay_buffer
     bytes_per_episode = sum(v[0].nbytes for v in buffer.storage.values())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -163,11 +174,12 @@ def run_throughput(args: argparse.Namespace) -> None:
         "# Predator-prey (v1) throughput and memory (default settings)",
         "",
         f"Command: `{command()}`",
-        f"Machine: {machine()}; torch threads: {args.threads}. All figures from this one run.",
+        f"Machine: {machine()}; torch threads: {args.threads}. All figures from this one run: "
+        f"{args.reps} rounds, each timing every row in turn; medians over rounds, the ratio per round.",
         "",
         "| what | env steps/s | ratio to raw env |",
         "|---|---:|---:|",
-        *(f"| {name} | {value:,.0f} | {value / base:.2f} |" for name, value in rows),
+        *(f"| {name} | {value:,.0f} | {ratio:.2f} |" for name, value, ratio in rows),
         "",
         "| training update (batch of 32 episodes x 200 steps x 8 agents) | updates/s |",
         "|---|---:|",
@@ -239,6 +251,7 @@ def main() -> None:
     throughput.add_argument("--steps", type=int, default=4000)
     throughput.add_argument("--updates", type=int, default=10)
     throughput.add_argument("--threads", type=int, default=1)
+    throughput.add_argument("--reps", type=int, default=3, help="rounds of timing every row in turn")
     throughput.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     run_curve(args) if args.command == "curve" else run_throughput(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from marl_lsf.sweep import SweepError, SweepGrid, sweep
+from marl_lsf.sweep.driver import RAY_WORKER_NICENESS, start_local_ray
 
 ray = pytest.importorskip("ray")
 
@@ -18,10 +20,16 @@ MATRIX = {"name": "matrix_game"}
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    """One local Ray (2 CPUs) for the module; ``sweep`` uses it and leaves it running."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    """One local Ray (2 CPUs) for the module, started as ``sweep`` starts one; ``sweep`` uses it and leaves it running."""
+    start_local_ray(2)
     yield
     ray.shutdown()
+
+
+def test_local_ray_runs_at_the_callers_priority_not_rays_niceness_15() -> None:
+    niceness = ray.get(ray.remote(lambda: os.nice(0)).remote())
+    assert niceness == os.nice(0), "a sweep's runs would be starved by any busy process beside them"
+    assert RAY_WORKER_NICENESS not in os.environ, "the variable is restored after Ray starts"
 
 
 def test_sweep_reports_failures_and_writes_summary(tmp_path: Path) -> None:

@@ -18,7 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from marl_lsf.nets.agents import AgentNetwork, masked_argmax, masked_sample, require_available
+from marl_lsf.nets.agents import (
+    AgentNetwork,
+    masked_argmax,
+    masked_sample,
+    masked_uniform,
+    require_available,
+)
 
 
 def with_agent_ids(obs: torch.Tensor) -> torch.Tensor:
@@ -132,12 +138,12 @@ class EpsilonGreedyPolicy(ActingPolicy):
     def choose(self, scores: torch.Tensor, avail: torch.Tensor, deterministic: bool) -> torch.Tensor:
         """Greedy actions ``[E, N]`` on ``scores``, each replaced by a random available one with probability epsilon."""
         require_available(avail)
-        greedy = masked_argmax(scores, avail)
         if deterministic:
-            return greedy
-        uniform = torch.distributions.Categorical(probs=avail.float()).sample()
-        explore = torch.rand(greedy.shape, device=greedy.device) < self.exploration_rate
-        return torch.where(explore, uniform, greedy)
+            return masked_argmax(scores, avail)
+        # One masked argmax for both: uniform draws where the agent explores, its scores elsewhere.
+        explore = torch.rand(scores.shape[:-1], device=scores.device) < self.exploration_rate
+        noise = torch.rand(scores.shape, device=scores.device)
+        return masked_argmax(torch.where(explore.unsqueeze(-1), noise, scores), avail)
 
 
 class EpsilonSoftmaxPolicy(ActingPolicy):
@@ -165,6 +171,6 @@ class EpsilonSoftmaxPolicy(ActingPolicy):
         if deterministic:
             return masked_argmax(scores, avail)
         sampled = masked_sample(scores, avail)
-        uniform = torch.distributions.Categorical(probs=avail.float()).sample()
+        uniform = masked_uniform(avail)
         explore = torch.rand(sampled.shape, device=sampled.device) < self.exploration_rate
         return torch.where(explore, uniform, sampled)

@@ -14,6 +14,10 @@ from marl_lsf.sweep.grid import SweepError, SweepGrid
 from marl_lsf.sweep.run import RunResult, reusable_result, train_run
 from marl_lsf.sweep.summary import plot_sweep, write_summary
 
+#: Ray's setting of its workers' niceness (an environment variable, named in this case, read when
+#: a local Ray starts; ray._private.ray_constants.RAY_WORKER_NICENESS).
+RAY_WORKER_NICENESS = "RAY_worker_niceness"
+
 
 @dataclass
 class SweepResult:
@@ -90,7 +94,7 @@ def sweep(
         if address:
             ray.init(address=address, log_to_driver=False, logging_level="WARNING")
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+            start_local_ray(num_cpus)
     try:
         task = ray.remote(train_run).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
         pending = {
@@ -136,3 +140,24 @@ def _progress_line(result: RunResult, done: int, total: int) -> str:
         return f"[{done}/{total}] FAILED {what}: {result.error}"
     win = "" if result.win_rate is None else f", win rate {result.win_rate:.2f}"
     return f"[{done}/{total}] {what}: test return {result.mean_return:.3f}{win} ({result.wall_s:.0f} s)"
+
+
+def start_local_ray(num_cpus: int | None) -> None:
+    """``ray.init`` of a local Ray whose workers run at this process's priority.
+
+    Ray lowers its workers' priority by default (``RAY_worker_niceness=15``) so they never slow
+    its own services. A sweep's runs are the user's main work: at niceness 15 any ordinary busy
+    process sharing a core takes nearly all of it from them (CFS weights 36 against 1024). Ray's
+    own job submission sets the variable to 0 for its jobs' workers; here it is this process's
+    niceness, unless the user set ``RAY_worker_niceness``. The variable is read when Ray starts
+    and restored afterwards.
+    """
+    import ray
+
+    previous = os.environ.get(RAY_WORKER_NICENESS)
+    os.environ.setdefault(RAY_WORKER_NICENESS, str(os.nice(0)))
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    finally:
+        if previous is None:
+            del os.environ[RAY_WORKER_NICENESS]
