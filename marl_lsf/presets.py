@@ -106,6 +106,11 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         **LSFSAC_ACTOR_AND_TARGET,
         "exploration_fraction": 0.05,
     },
+    # MPE simple_spread (mpe2's defaults: 3 agents, 25-step episodes, local_ratio 0.5, discrete
+    # actions), the library's schedule with VDN's sum as the mixer: the defaults' QMIX mixer with
+    # latent messages grew unstable after ~40k frames, VDN's sum did not
+    # (benchmarks/results/mpe_simple_spread_screen/README.md).
+    ("mpe2.simple_spread_v3", "lsfsac"): {"mixer": "vdn"},
     ("smax", "qmix"): {
         "n_envs": 8,
         "train_freq": 4,

@@ -38,6 +38,12 @@ def test_preset_is_a_copy_and_reads_smax_map_names() -> None:
     assert preset("smax", "lsfsac")["train_freq"] == 4
 
 
+def test_preset_reads_an_env_given_as_a_module_path() -> None:
+    # marl-lsf train --env mpe2.simple_spread_v3:parallel_env --preset looks the preset up this way.
+    assert preset("mpe2.simple_spread_v3:parallel_env", "LSFSAC") == preset("mpe2.simple_spread_v3", "lsfsac")
+    assert preset_policy("mpe2.simple_spread_v3:parallel_env", "lsfsac") == "MlpPolicy"
+
+
 def test_unknown_preset_names_the_known_ones() -> None:
     with pytest.raises(
         ValueError, match=r"no preset for env 'matrix_game' and algorithm 'qmix'.*predator_prey/lsfsac"
