@@ -166,7 +166,7 @@ def run_throughput(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         model.train(args.updates, model.batch_size)
         updates[policy] = args.updates / (time.perf_counter() - start)
-    buffer = model.replay_buffer
+    buffer = models["MlpPolicy"].replay_buffer
     bytes_per_episode = sum(v[0].nbytes for v in buffer.storage.values())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     full_mb = _full_buffer_peak_mb()

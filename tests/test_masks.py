@@ -10,7 +10,7 @@ from test_reliability import RandomEnv
 from marl_lsf import LSFSAC, QMIX, MultiAgentAlgorithm, evaluate_policy
 from marl_lsf.algorithms import ALGORITHMS
 from marl_lsf.envs import matrix_game_v0
-from marl_lsf.nets.agents import masked_argmax, masked_log_softmax, masked_sample, masked_uniform
+from marl_lsf.nets.agents import masked_argmax, masked_epsilon_argmax, masked_log_softmax, masked_sample
 from marl_lsf.nets.policies import ActingPolicy
 
 # -- action masks ---------------------------------------------------------------------------------
@@ -74,7 +74,10 @@ def test_targets_and_sampling_choose_only_available_actions() -> None:
 def test_exploration_draws_uniformly_over_the_available_actions_only() -> None:
     torch.manual_seed(2)
     avail = torch.tensor([True, False, True, True, False, False]).expand(60_000, 6)
-    counts = torch.bincount(masked_uniform(avail), minlength=6).float() / 60_000
+    scores = torch.tensor([0.0, 9.0, 0.0, 0.0, 9.0, 9.0]).expand(60_000, 6)  # unavailable actions score best
+    counts = (
+        torch.bincount(masked_epsilon_argmax(scores, avail, torch.tensor(1.0)), minlength=6).float() / 60_000
+    )
     assert counts[[1, 4, 5]].sum() == 0
     # Each of the three available actions has probability 1/3; 3 sigma of 60,000 draws is ~0.006.
     assert torch.allclose(counts[[0, 2, 3]], torch.full((3,), 1 / 3), atol=0.01), counts

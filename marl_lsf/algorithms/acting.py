@@ -2,9 +2,9 @@
 
 ``ActingMixin`` builds the acting and critic networks' inputs (observation, one-hot agent id,
 previous action) and their packing into real steps (``marl_lsf.algorithms.packing``), acts for
-a batch of team observations in one forward pass, and turns
-PettingZoo observation dicts or arrays, recurrent state and the caller's action masks into
-``predict``'s per-agent actions, refusing inputs of the wrong shape with a message that names them.
+a batch of team observations in one forward pass, and turns PettingZoo observation dicts or
+arrays, recurrent state and the caller's action masks into ``predict``'s per-agent actions,
+refusing inputs of the wrong shape with a message that names them.
 """
 
 from __future__ import annotations

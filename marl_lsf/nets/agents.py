@@ -55,26 +55,37 @@ def masked_argmax(scores: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     return torch.where(avail, finite_scores(scores), float("-inf")).argmax(-1)
 
 
+def gumbel_perturbed(logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` (made finite as ``finite_scores`` does) plus independent Gumbel(0, 1) noise.
+
+    Their argmax is a sample of ``softmax(logits)`` (the Gumbel-max trick, the same distribution
+    as ``Categorical(logits).sample()``, cheaper).
+    """
+    return finite_scores(logits) - torch.log(-torch.log(torch.rand_like(logits)))
+
+
 def masked_sample(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     """A sample ``[...]`` of the softmax of ``logits [..., A]`` over the available actions only.
 
-    Gumbel-max sampling (the same distribution as ``Categorical(logits).sample()``, cheaper); the
-    perturbed logits are masked again after the noise is added, so an extreme logit or an
-    infinite noise draw can never select an unavailable action. Rows with no available action:
-    as ``masked_argmax``.
+    Gumbel-max sampling (``gumbel_perturbed``); the perturbed logits are masked again after the
+    noise is added, so an extreme logit or an infinite noise draw can never select an unavailable
+    action. Rows with no available action: as ``masked_argmax``.
     """
-    gumbel = -torch.log(-torch.log(torch.rand_like(logits)))
-    return masked_argmax(finite_scores(logits) + gumbel, avail)
+    return masked_argmax(gumbel_perturbed(logits), avail)
 
 
-def masked_uniform(avail: torch.Tensor) -> torch.Tensor:
-    """A uniformly random available action ``[...]`` of each mask ``avail [..., A]``.
+def masked_epsilon_argmax(scores: torch.Tensor, avail: torch.Tensor, epsilon: torch.Tensor) -> torch.Tensor:
+    """The best available action ``[...]`` of ``scores [..., A]``, or with probability ``epsilon`` a
+    uniformly random available one, in one masked argmax.
 
-    The available action with the largest of independent uniform draws: the same distribution as
-    ``Categorical(probs=avail.float()).sample()`` at a fraction of its cost in the per-step
-    rollout. Rows with no available action: as ``masked_argmax``.
+    An exploring row's scores are replaced by independent uniform draws, whose largest available
+    one is a uniform choice among the available actions (as ``Categorical(probs=avail.float())``,
+    at a fraction of its cost in the per-step rollout). Rows with no available action: as
+    ``masked_argmax``.
     """
-    return masked_argmax(torch.rand(avail.shape, device=avail.device), avail)
+    explore = torch.rand(scores.shape[:-1], device=scores.device) < epsilon
+    noise = torch.rand(scores.shape, device=scores.device)
+    return masked_argmax(torch.where(explore.unsqueeze(-1), noise, scores), avail)
 
 
 def masked_log_softmax(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,10 @@ from torch import nn
 
 from marl_lsf.nets.agents import (
     AgentNetwork,
+    gumbel_perturbed,
     masked_argmax,
+    masked_epsilon_argmax,
     masked_sample,
-    masked_uniform,
     require_available,
 )
 
@@ -140,10 +141,7 @@ class EpsilonGreedyPolicy(ActingPolicy):
         require_available(avail)
         if deterministic:
             return masked_argmax(scores, avail)
-        # One masked argmax for both: uniform draws where the agent explores, its scores elsewhere.
-        explore = torch.rand(scores.shape[:-1], device=scores.device) < self.exploration_rate
-        noise = torch.rand(scores.shape, device=scores.device)
-        return masked_argmax(torch.where(explore.unsqueeze(-1), noise, scores), avail)
+        return masked_epsilon_argmax(scores, avail, self.exploration_rate)
 
 
 class EpsilonSoftmaxPolicy(ActingPolicy):
@@ -170,7 +168,5 @@ class EpsilonSoftmaxPolicy(ActingPolicy):
         require_available(avail)
         if deterministic:
             return masked_argmax(scores, avail)
-        sampled = masked_sample(scores, avail)
-        uniform = masked_uniform(avail)
-        explore = torch.rand(sampled.shape, device=sampled.device) < self.exploration_rate
-        return torch.where(explore, uniform, sampled)
+        # A sample of pi is the argmax of the Gumbel-perturbed logits.
+        return masked_epsilon_argmax(gumbel_perturbed(scores), avail, self.exploration_rate)
