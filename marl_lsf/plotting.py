@@ -3,7 +3,10 @@
 ``plot_curves`` is the drawing primitive (the benchmarks reuse it); ``load_run_curves`` reads run
 folders written by ``marl-lsf train`` (``progress.csv`` from Stable-Baselines3's CSV logger and
 ``run.json`` with the run's settings), searching sub-folders such as a sweep's, and groups them
-into experiments: runs whose settings differ only in the seed, labelled by what differs.
+into experiments: runs whose settings differ only in the seed, labelled by what differs. A
+sweep's ``summary.json`` stands in for its run folders (``find_runs``): it keeps every run's
+evaluation curves, so sweeps whose run folders are gone, or on the machines of a Ray cluster,
+can still be plotted together.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +39,43 @@ IGNORED_SETTINGS = ("seed",)
 
 Curve = tuple[np.ndarray, np.ndarray]
 
+#: ``summary.json`` fields of a sweep's run that are its settings (as a run folder's ``run.json``).
+SUMMARY_SETTINGS = ("algo", "env", "tag", "seed")
+#: The win-rate key logged beside each return key a sweep's learning curve can come from.
+WIN_RATE_KEYS = {"eval/mean_return": "eval/win_rate", "rollout/ep_rew_mean": "rollout/win_rate"}
+#: The key of a ``summary.json`` return curve written before summaries named it (an evaluation's
+#: unless that sweep set ``eval_freq: 0``).
+EARLIER_SUMMARY_KEY = "eval/mean_return"
+
 
 class PlotError(ValueError):
     """Nothing to plot: no run folders, no logs, or no values for the requested key."""
+
+
+@dataclass(frozen=True)
+class SummaryRun:
+    """One run of a sweep's ``summary.json``: its settings and curves, where a run folder is not at hand.
+
+    ``read_settings`` and ``read_progress`` accept it in place of a run folder.
+
+    Args:
+        source: where it comes from, ``"<summary.json>#<row>"`` (its label when it has no settings).
+        settings: ``algo``, ``env``, ``tag`` (the sweep's override variant) and ``seed``.
+        curves: logged key -> ``(steps, values)``: the sweep's return curve under the key it was
+            read from (``eval/mean_return``, or ``rollout/ep_rew_mean`` for a sweep that did not
+            evaluate) and, where the runs report wins, its win-rate curve.
+    """
+
+    source: str
+    settings: dict[str, Any]
+    curves: dict[str, Curve]
+
+    def __str__(self) -> str:
+        return self.source
+
+
+#: A run folder, or a run of a sweep's ``summary.json``.
+Run = str | Path | SummaryRun
 
 
 def plot_curves(
@@ -151,12 +189,19 @@ def _common_grid(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray]:
     return grid, np.stack([np.interp(grid, x, y) for x, y in curves])
 
 
-def read_progress(run_dir: str | Path, key: str) -> Curve:
+def read_progress(run_dir: Run, key: str) -> Curve:
     """``(steps, values)`` of ``key`` in a run folder's ``progress.csv`` (rows without it skipped).
 
     Raises:
-        PlotError: when the folder has no ``progress.csv`` or the file has no ``key`` column.
+        PlotError: when the folder has no ``progress.csv`` or the file has no ``key`` column (a
+            ``SummaryRun``: when it holds no curve of ``key``).
     """
+    if isinstance(run_dir, SummaryRun):
+        if key not in run_dir.curves:
+            raise PlotError(
+                f"{run_dir} has no curve of {key!r}; it has {', '.join(run_dir.curves) or 'none'}"
+            )
+        return run_dir.curves[key]
     path = Path(run_dir) / "progress.csv"
     if not path.is_file():
         raise PlotError(f"{run_dir} has no progress.csv (is it a `marl-lsf train` run folder?)")
@@ -200,8 +245,61 @@ def find_run_folders(paths: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(folders))
 
 
-def read_settings(run_dir: str | Path) -> dict[str, Any] | None:
+def find_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """``find_run_folders`` of the folders among ``paths``, and the runs of the ``.json`` files among
+    them, read as a sweep's ``summary.json`` (``read_sweep_summary``), in the order given.
+
+    Raises:
+        PlotError: as ``find_run_folders`` and ``read_sweep_summary`` raise it.
+    """
+    runs: list[Run] = []
+    for raw in paths:
+        path = Path(raw)
+        runs += read_sweep_summary(path) if path.suffix == ".json" else find_run_folders([path])
+    unique: dict[str, Run] = {}
+    for run in runs:
+        unique.setdefault(str(run), run)
+    return list(unique.values())
+
+
+def read_sweep_summary(path: str | Path) -> list[SummaryRun]:
+    """The finished runs of a sweep's ``summary.json`` that have a learning curve.
+
+    Raises:
+        PlotError: when the file cannot be read, is not a list of a sweep's run results, or has no
+            run with a curve.
+    """
+    try:
+        rows = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise PlotError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PlotError(f"{path}: not a JSON file ({exc})") from None
+    needed = {*SUMMARY_SETTINGS, "ok", "curve_steps", "curve_returns"}
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and needed <= set(row) for row in rows):
+        raise PlotError(
+            f"{path}: not a sweep's summary.json (a list of run results with {', '.join(sorted(needed))})"
+        )
+    runs = []
+    for index, row in enumerate(rows):
+        steps = np.asarray(row["curve_steps"], dtype=float)
+        if not row["ok"] or not steps.size:
+            continue
+        key = row.get("curve_key", EARLIER_SUMMARY_KEY)
+        curves = {key: (steps, np.asarray(row["curve_returns"], dtype=float))}
+        if row.get("curve_win_rates") and key in WIN_RATE_KEYS:
+            curves[WIN_RATE_KEYS[key]] = (steps, np.asarray(row["curve_win_rates"], dtype=float))
+        settings = {name: row[name] for name in SUMMARY_SETTINGS}
+        runs.append(SummaryRun(f"{path}#{index}", settings, curves))
+    if not runs:
+        raise PlotError(f"{path}: no finished run with a learning curve")
+    return runs
+
+
+def read_settings(run_dir: Run) -> dict[str, Any] | None:
     """A run folder's ``run.json`` settings, or None when it has none (or not a JSON object)."""
+    if isinstance(run_dir, SummaryRun):
+        return dict(run_dir.settings)
     path = Path(run_dir) / "run.json"
     try:
         settings = json.loads(path.read_text())
@@ -226,10 +324,10 @@ def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str,
 
 
 def group_runs(
-    run_dirs: Sequence[str | Path],
+    run_dirs: Sequence[Run],
     label_by: Sequence[str] | None = None,
     ignore: Sequence[str] = IGNORED_SETTINGS,
-) -> dict[str, list[Path]]:
+) -> dict[str, list[Path | SummaryRun]]:
     """Group run folders into experiments, each labelled by what sets it apart.
 
     By default runs are one group when every ``run.json`` setting other than those in ``ignore``
@@ -240,10 +338,10 @@ def group_runs(
     labelled by its folder. With ``label_by``, runs are grouped by those top-level fields only and
     labelled by their values.
     """
-    keyed: dict[tuple[str, ...], list[Path]] = {}
+    keyed: dict[tuple[str, ...], list[Path | SummaryRun]] = {}
     flat_of: dict[tuple[str, ...], dict[str, str] | None] = {}
     for raw in run_dirs:
-        run_dir = Path(raw)
+        run_dir = raw if isinstance(raw, SummaryRun) else Path(raw)
         settings = read_settings(run_dir)
         if settings is None:
             key: tuple[str, ...] = ("folder", str(run_dir))
@@ -301,7 +399,7 @@ def _same_everywhere(known: Sequence[Mapping[str, str]], varying: Sequence[str],
     return all(len({flat.get(name) for name in names}) == 1 for flat in known)
 
 
-def shared_setup(run_dirs: Sequence[str | Path]) -> str:
+def shared_setup(run_dirs: Sequence[Run]) -> str:
     """What every run has in common of its algorithm and env, for a figure title.
 
     E.g. ``"lsfsac on predator_prey (n_prey=4)"``, ``"on predator_prey (env defaults)"`` when the
@@ -328,7 +426,7 @@ def shared_setup(run_dirs: Sequence[str | Path]) -> str:
 
 
 def load_run_curves(
-    run_dirs: Sequence[str | Path], key: str, label_by: Sequence[str] | None = None
+    run_dirs: Sequence[Run], key: str, label_by: Sequence[str] | None = None
 ) -> dict[str, list[Curve]]:
     """The ``key`` curves of run folders, grouped as ``group_runs`` groups them.
 

@@ -275,6 +275,83 @@ def test_plot_compares_runs_cut_at_different_steps_where_all_got_to(
     assert "--table" in capsys.readouterr().err
 
 
+def write_summary(path: Path, seeds: list[int], ok: bool = True) -> Path:
+    """A sweep's summary.json (as ``marl_lsf.sweep`` writes it) of one QMIX run per seed, plus a failed one."""
+    from marl_lsf.sweep.run import RunResult
+
+    rows = [
+        RunResult(
+            "qmix",
+            "smax_3m",
+            "default",
+            seed,
+            f"/elsewhere/seed_{seed}",
+            ok=ok,
+            curve_steps=[0.0, 50.0, 100.0],
+            curve_returns=[1.0, 5.0, 10.0 + seed],
+            curve_win_rates=[0.0, 0.5, 0.25 * seed],
+        ).to_json()
+        for seed in seeds
+    ]
+    rows.append(
+        RunResult("qmix", "smax_3m", "default", 9, "/elsewhere/seed_9", ok=False, error="boom").to_json()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_plot_merges_sweeps_from_their_summaries_without_run_folders(sweep_dir: Path, tmp_path: Path) -> None:
+    first = write_summary(tmp_path / "a" / "summary.json", [0, 1])
+    second = write_summary(tmp_path / "b" / "summary.json", [2])
+    runs = plotting.find_runs([first, second, first])
+    assert [str(run) for run in runs] == [f"{first}#0", f"{first}#1", f"{second}#0"]  # failed run skipped
+    wins = plotting.load_run_curves(runs, "eval/win_rate", ["algo"])
+    assert list(wins) == ["qmix"] and sorted(float(y[-1]) for _, y in wins["qmix"]) == [0.0, 0.25, 0.5]
+    returns = plotting.load_run_curves(runs, "eval/mean_return")  # settings: algo, env, tag (seed ignored)
+    assert list(returns) == ["qmix / smax_3m"] and len(returns["qmix / smax_3m"]) == 3
+    assert plotting.shared_setup(runs) == "qmix on smax_3m (env defaults)"
+    with pytest.raises(plotting.PlotError, match="has no curve of 'rollout/ep_rew_mean'"):
+        plotting.read_progress(runs[0], "rollout/ep_rew_mean")
+
+    table = tmp_path / "table.md"
+    args = [
+        "plot",
+        str(first),
+        str(second),
+        str(sweep_dir),
+        "--key",
+        "eval/mean_return",
+        "--label-by",
+        "algo",
+    ]
+    assert main([*args, "--out", str(tmp_path / "c.png"), "--table", str(table)]) == 0
+    assert "| qmix | 3 | 11.000 | 11.000 | 11.000 | 100 |" in table.read_text()
+    assert "| lsfsac | 4 |" in table.read_text()
+
+
+def test_a_file_that_is_not_a_sweep_summary_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = {
+        "binary.json": (b"\xff\x00", "not a JSON file"),
+        "object.json": (b'{"algo": "qmix"}', "not a sweep's summary.json"),
+        "failed.json": (None, "no finished run with a learning curve"),
+        "missing.json": (None, "cannot read it"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        elif name == "failed.json":
+            write_summary(path, [0], ok=False)
+        with pytest.raises(plotting.PlotError, match=message):
+            plotting.find_runs([path])
+        assert main(["plot", str(path), "--out", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err, err
+
+
 def test_long_legend_labels_wrap_below_the_axes(tmp_path: Path) -> None:
     from PIL import Image
 

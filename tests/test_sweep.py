@@ -144,3 +144,23 @@ def test_a_deeply_nested_grid_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert main(["sweep", str(deep), "--results", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "is nested too deeply to be a settings file" in err, err
+
+
+def test_a_run_without_evaluation_reports_its_training_curve_under_its_own_key(tmp_path: Path) -> None:
+    from marl_lsf.plotting import find_runs, read_progress
+    from marl_lsf.sweep import train_run, write_summary
+
+    grid = {
+        "algos": ["qmix"],
+        "envs": [MATRIX],
+        "seeds": [0],
+        "timesteps": 64,
+        "eval_freq": 0,
+        "eval_episodes": 1,
+    }
+    result = train_run(SweepGrid.from_dict(grid).runs(tmp_path)[0])
+    assert result.ok and result.curve_key == "rollout/ep_rew_mean" and len(result.curve_steps) > 1
+    assert result.curve_win_rates == [], "the matrix game reports no wins: its return curve is not a win rate"
+    write_summary([result], tmp_path)
+    (run,) = find_runs([tmp_path / "summary.json"])
+    assert read_progress(run, "rollout/ep_rew_mean")[1].tolist() == result.curve_returns

@@ -1,4 +1,4 @@
-"""``marl-lsf plot``: learning curves of run folders with ``marl_lsf.plotting``."""
+"""``marl-lsf plot``: learning curves of run folders (or sweeps' ``summary.json``) with ``marl_lsf.plotting``."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from marl_lsf.cli.options import add_subparser
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """``marl-lsf plot``: learning curves of run folders, grouped by their settings."""
+    """``marl-lsf plot``: learning curves of run folders and sweep summaries, grouped by their settings."""
     from marl_lsf.plotting import (
         common_last_step,
-        find_run_folders,
+        find_runs,
         load_run_curves,
         plot_curves,
         shared_setup,
@@ -26,7 +26,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     )
 
     label_by = [name.strip() for name in args.label_by.split(",") if name.strip()] or None
-    folders = find_run_folders(args.runs)
+    folders = find_runs(args.runs)
     groups = load_run_curves(folders, args.key, label_by)
     title = args.title or " - ".join(filter(None, [args.key, shared_setup(folders)]))
     path = plot_curves(groups, args.out, "environment steps", args.key, title)
@@ -80,9 +80,15 @@ def add_plot_parser(sub: Any) -> None:
         "plot",
         "plot learning curves of run folders",
         "Plot learning curves from run folders' progress.csv: per group of runs with the same run.json "
-        "settings, the median over seeds and a min-max band.",
+        "settings, the median over seeds and a min-max band. A sweep's summary.json stands in for its "
+        "run folders (its runs' algo, env, tag and seed, and their evaluation curves), e.g. to merge "
+        "sweeps whose run folders are gone or on other machines: group them with --label-by algo.",
     )
-    plot.add_argument("runs", nargs="+", help="run folders, or folders with run folders at any depth")
+    plot.add_argument(
+        "runs",
+        nargs="+",
+        help="run folders, folders with run folders at any depth, or sweeps' summary.json files",
+    )
     plot.add_argument("--out", default="curves.png", metavar="FILE", help="image file to write")
     plot.add_argument(
         "--key", default="rollout/ep_rew_mean", help="logged value to plot, e.g. eval/mean_return"

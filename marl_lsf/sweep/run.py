@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from marl_lsf.plotting import EARLIER_SUMMARY_KEY, WIN_RATE_KEYS
 from marl_lsf.sweep.grid import EVAL_SEED_OFFSET, RunSpec, resolve_algorithm
 
 
@@ -36,6 +37,9 @@ class RunResult:
     curve_steps: list[float] = field(default_factory=list)
     curve_returns: list[float] = field(default_factory=list)
     curve_win_rates: list[float] = field(default_factory=list)
+    #: The logged key of ``curve_returns``: ``eval/mean_return``, or ``rollout/ep_rew_mean`` when
+    #: the run did not evaluate (``marl-lsf plot`` reads a summary's curves under these keys).
+    curve_key: str = EARLIER_SUMMARY_KEY
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict of this result."""
@@ -108,11 +112,11 @@ def _train(spec: RunSpec, settings: dict[str, Any], device: str, n_threads: int,
     result.timesteps = model.num_timesteps
     result.mean_return, result.std_return = final.mean_return, final.std_return
     result.win_rate, result.mean_length = final.win_rate, final.mean_length
-    key = "eval/mean_return" if evaluator is not None else "rollout/ep_rew_mean"
+    key = result.curve_key = "eval/mean_return" if evaluator is not None else "rollout/ep_rew_mean"
     try:
         steps, returns = read_progress(spec.run_dir, key)
         result.curve_steps, result.curve_returns = steps.tolist(), returns.tolist()
-        win_steps, wins = read_progress(spec.run_dir, key.replace("mean_return", "win_rate"))
+        win_steps, wins = read_progress(spec.run_dir, WIN_RATE_KEYS[key])
         if np.array_equal(win_steps, steps):
             result.curve_win_rates = wins.tolist()
     except PlotError:
