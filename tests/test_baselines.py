@@ -99,3 +99,41 @@ def test_lsfsac_tables_read_the_critic_with_message_means() -> None:
     np.testing.assert_allclose(tables.joint, q1[:, None] + q2[None, :], rtol=1e-6, atol=1e-6)
     assert "| Q1 \\ Q2 |" in tables.markdown()
     np.testing.assert_array_equal(tables.joint, utility_tables(model, OBS, state=STATE).joint)
+
+
+def test_target_networks_follow_polyak_updates_as_stable_baselines3_computes_them() -> None:
+    from stable_baselines3.common.utils import polyak_update
+
+    from marl_lsf.algorithms.utils import TargetNetworks
+
+    torch.manual_seed(0)
+    online, target, reference = torch.nn.Linear(3, 4), torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)
+    reference.load_state_dict(target.state_dict())
+    start = [p.clone() for p in target.parameters()]
+    targets = TargetNetworks([(online, target)])
+    for tau in (0.005, 0.3):
+        targets.update(tau)
+        polyak_update(online.parameters(), reference.parameters(), tau)
+        for mine, theirs in zip(target.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(mine, theirs)
+    assert not any(torch.equal(a, b) for a, b in zip(target.parameters(), start, strict=True))
+    targets.update(1.0)
+    assert all(torch.equal(a, b) for a, b in zip(target.parameters(), online.parameters(), strict=True))
+    assert targets.tracks([(online, target)]) and not targets.tracks([(online, reference)])
+    with pytest.raises(ValueError, match="online network's parameters"):
+        TargetNetworks([(online, torch.nn.Linear(3, 5))])
+
+
+def test_a_replaced_target_network_is_the_one_updated() -> None:
+    import copy
+
+    model = QMIX("MlpPolicy", _game, seed=0, batch_size=4, tau=1.0, target_update_interval=1)
+    model.learn(16)
+    assert model._n_updates > 0, "the targets were updated (and their parameter lists gathered) before"
+    model.q_net_target = copy.deepcopy(model.q_net_target)
+    with torch.no_grad():
+        for param in model.q_net_target.parameters():
+            param.zero_()
+    model.train(1, 4)
+    pairs = zip(model.q_net_target.parameters(), model.q_net.parameters(), strict=True)
+    assert all(torch.equal(target, online) for target, online in pairs)

@@ -19,7 +19,8 @@ The class is assembled from one module per responsibility:
 
 Reused from Stable-Baselines3: the logger (stdout/CSV/TensorBoard), callbacks (``BaseCallback``,
 ``CallbackList``, ``ConvertCallback``, ``ProgressBarCallback``), schedules (``FloatSchedule``),
-``set_random_seed``, ``get_device`` (through ``resolve_device``), ``polyak_update`` and ``update_learning_rate``.
+``set_random_seed``, ``get_device`` (through ``resolve_device``) and ``update_learning_rate``; the
+target update is ``polyak_update``'s rule, fused (``TargetNetworks``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.utils import (
     FloatSchedule,
     configure_logger,
-    polyak_update,
     set_random_seed,
     update_learning_rate,
 )
@@ -57,6 +57,7 @@ from marl_lsf.algorithms.collection import RolloutCollectionMixin
 from marl_lsf.algorithms.persistence import PersistenceMixin
 from marl_lsf.algorithms.utils import (
     SelfAlgorithm,
+    TargetNetworks,
     check_positive,
     resolve_device,
     resolve_threads,
@@ -233,6 +234,7 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
         self._total_timesteps = 0
         self._episode_num = 0
         self._n_updates = 0
+        self._targets: TargetNetworks | None = None
         self._num_timesteps_at_start = 0
         self._current_progress_remaining = 1.0
         self._logger: Logger | None = None
@@ -303,8 +305,9 @@ class MultiAgentAlgorithm(PersistenceMixin, ActingMixin, RolloutCollectionMixin,
                 stats.setdefault(key, []).append(value)
             self._n_updates += 1
             if self._n_updates % self.target_update_interval == 0:
-                for online, target in self._target_pairs():
-                    polyak_update(online.parameters(), target.parameters(), self.tau)
+                if self._targets is None or not self._targets.tracks(self._target_pairs()):
+                    self._targets = TargetNetworks(self._target_pairs())
+                self._targets.update(self.tau)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         for key, values in stats.items():
             self.logger.record(f"train/{key}", float(np.mean(values)))

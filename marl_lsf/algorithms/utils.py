@@ -157,3 +157,38 @@ def epsilon_schedule(fraction: float, initial_eps: float, final_eps: float) -> S
         if not 0.0 <= eps <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {eps}")
     return LinearSchedule(initial_eps, final_eps, fraction)
+
+
+class TargetNetworks:
+    """Polyak averaging of target networks towards their online networks in one fused update.
+
+    ``target <- (1 - tau) target + tau online`` for every parameter, as Stable-Baselines3's
+    ``polyak_update``, but as one ``torch._foreach_lerp_`` over the parameters of every pair
+    (the update of torch's own ``swa_utils.get_ema_multi_avg_fn``) instead of two tensor ops per
+    parameter, and with the parameter lists gathered once rather than at every update. At
+    ``tau = 1`` the targets become exact copies (``lerp`` returns its end point at weight 1).
+
+    Args:
+        pairs: ``(online, target)`` modules of identical structure.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[torch.nn.Module, torch.nn.Module]]) -> None:
+        self.pairs = list(pairs)
+        self.online = [p for online, _ in self.pairs for p in online.parameters()]
+        self.target = [p for _, target in self.pairs for p in target.parameters()]
+        if len(self.online) != len(self.target) or any(
+            p.shape != q.shape for p, q in zip(self.online, self.target, strict=True)
+        ):
+            raise ValueError("each target network must have its online network's parameters")
+
+    def tracks(self, pairs: Iterable[tuple[torch.nn.Module, torch.nn.Module]]) -> bool:
+        """Whether ``pairs`` are the very modules these lists were gathered from."""
+        mine, theirs = self.pairs, list(pairs)
+        return len(mine) == len(theirs) and all(
+            a is c and b is d for (a, b), (c, d) in zip(mine, theirs, strict=True)
+        )
+
+    @torch.no_grad()
+    def update(self, tau: float) -> None:
+        """Move every target parameter ``tau`` of the way towards its online parameter."""
+        torch._foreach_lerp_(self.target, self.online, tau)
