@@ -3,6 +3,7 @@
     git worktree add /tmp/baseline 04f1e57
     python benchmarks/update_speed.py --baseline /tmp/baseline --reps 3
     python benchmarks/update_speed.py --baseline /tmp/baseline --task simple_spread --updates 300
+    python benchmarks/update_speed.py --baseline /tmp/baseline --algos DOP --updates 3 --name update_speed_dop
 
 Each measurement runs in a fresh subprocess with one torch thread, this tree and the baseline tree
 interleaved: the model (LSF-SAC with the settings both trees share, i.e. SAC's soft target,
@@ -101,6 +102,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--task", choices=TASKS, default="predator_prey")
+    parser.add_argument("--algos", nargs="+", default=["LSFSAC", "QMIX"], help="classes of marl_lsf to time")
+    parser.add_argument("--name", default=None, help="stem of the results file (default: by task)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     here = Path(__file__).resolve().parents[1]
@@ -118,7 +121,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     checks = []
-    for algo in ("LSFSAC", "QMIX"):
+    for algo in args.algos:
         ratios = []
         for rep in range(args.reps):
             result = {name: measure(tree, algo, args.updates, args.task) for name, tree in trees.items()}
@@ -143,8 +146,8 @@ def main() -> None:
     ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "update_speed.md" if args.task == "predator_prey" else f"update_speed_{args.task}.md"
-    (out / name).write_text("\n".join(lines) + "\n")
+    name = args.name or ("update_speed" if args.task == "predator_prey" else f"update_speed_{args.task}")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -127,7 +127,7 @@ def utility_tables(
             mixer = model.mixer
         elif isinstance(model, DOP):
             state_t = torch.as_tensor(state, device=device)[None, None]  # [1, 1, S]
-            q, _ = model.critic(model.individual_critic_inputs(obs_t, state_t))
+            q = model.critic_q(obs_t, state_t)
             mixer = model.mixer
         else:
             raise TypeError(

@@ -77,6 +77,30 @@ def test_q_tot_is_exactly_the_k_weighted_sum_of_the_individual_critics_plus_b() 
         assert (k >= 0).all()
 
 
+def test_the_critic_reads_state_observation_and_id_with_the_state_projected_once_per_step() -> None:
+    model = _model(seed=2, critic_hidden_dim=16)
+    batch = _batch()
+    ids = torch.eye(2).expand(2, 4, 2, 2)
+    concatenated = torch.cat([batch.state.unsqueeze(-2).expand(2, 4, 2, 1), batch.obs, ids], dim=-1)
+    expected, _ = model.critic(concatenated)  # the slow way: the whole input through every agent's copy
+    q = model.critic_q(batch.obs, batch.state)
+    torch.testing.assert_close(q, expected)
+    weights = torch.randn_like(q)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), list(model.critic.parameters()))
+    grads = torch.autograd.grad((q * weights).sum(), list(model.critic.parameters()))
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want)
+    # On a batch, the target copy (still equal to the critic) on the real steps, zeros on the padding.
+    real = torch.arange(4)[None, :] <= batch.filled.sum(1, keepdim=True)
+    q_target = model.individual_q(batch, target=True)
+    torch.testing.assert_close(q_target[real], expected.detach()[real])
+    assert (q_target[~real] == 0).all()
+    with pytest.raises(TypeError, match="feed-forward torso"):
+        DOP("RnnPolicy", matrix_game_v0.parallel_env, seed=0, **SMALL).actor.forward_shared(
+            batch.state, batch.obs
+        )
+
+
 def test_the_policy_loss_gradient_on_the_logits_is_k_times_the_advantage_times_the_score() -> None:
     # One step, two agents; with pi = softmax(logits), grad log pi(a) = onehot(a) - pi.
     logits = torch.tensor([[0.3, -1.0, 2.0], [1.0, 0.0, -0.5]], requires_grad=True)

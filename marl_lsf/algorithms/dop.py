@@ -255,19 +255,23 @@ class DOP(MultiAgentAlgorithm):
 
     # -- the networks on a batch of episodes ----------------------------------------------------------
 
-    def individual_critic_inputs(self, obs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """Critic input ``[..., N, S + O + N]``: the global state, the agent's observation, its one-hot id."""
+    def critic_q(self, obs: torch.Tensor, state: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """The individual critics ``Q_i(tau, .)`` ``[..., N, A]`` of ``obs [..., N, O]`` and ``state [..., S]``.
+
+        The critic reads the global state, the agent's observation and its one-hot id (the authors'
+        critic inputs); the state's share of its first layer is computed once per step, not once
+        per agent (``AgentNetwork.forward_shared``). With ``target``, the target critic's.
+        """
+        critic = self.critic_target if target else self.critic
         n = self.spec.n_agents
         ids = torch.eye(n, device=obs.device, dtype=obs.dtype).expand(*obs.shape[:-1], n)
-        return torch.cat([state.unsqueeze(-2).expand(*obs.shape[:-1], state.shape[-1]), obs, ids], dim=-1)
+        return critic.forward_shared(state, torch.cat([obs, ids], dim=-1))
 
     def individual_q(self, batch: EpisodeBatch, target: bool = False) -> torch.Tensor:
         """The individual critics ``Q_i(tau, .)`` ``[B, T+1, N, A]`` at every step (of the target critic with ``target``)."""
-        critic = self.critic_target if target else self.critic
         # The critics are per-step MLPs whatever the agents' network: they run on the real steps only.
         packing = self._mixer_packing(batch, next_step=True)
-        q, _ = critic(packing.pack(self.individual_critic_inputs(batch.obs, batch.state)))
-        return packing.unpack(q)
+        return packing.unpack(self.critic_q(packing.pack(batch.obs), packing.pack(batch.state), target))
 
     def policy_distribution(self, batch: EpisodeBatch, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
         """``(pi, log pi)`` ``[B, T+1, N, A]`` of the acting policy ``(1 - epsilon) pi_i + epsilon U`` at every step."""

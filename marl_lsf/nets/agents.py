@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from marl_lsf.nets.torsos import make_torso
+from marl_lsf.nets.torsos import MLPTorso, make_torso
 
 #: Log-probability reported for unavailable actions: a constant (not derived from the logits), finite
 #: so that ``pi * log_pi`` is 0 rather than NaN, and low enough that ``exp()`` is exactly 0.
@@ -125,6 +125,16 @@ class AgentNetwork(nn.Module):
         """Outputs ``[B, T, N, A]`` and the torso's last hidden state."""
         features, h = self.torso(x, h)
         return self.head(features), h
+
+    def forward_shared(self, shared: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[..., N, A]`` for the inputs ``cat([shared, own], -1)``, ``shared [..., S]`` common to every agent.
+
+        The shared part goes through the first layer once per step (see ``MLPTorso.forward_shared``);
+        feed-forward torsos only.
+        """
+        if not isinstance(self.torso, MLPTorso):
+            raise TypeError(f"forward_shared needs a feed-forward torso, not {type(self.torso).__name__}")
+        return self.head(self.torso.forward_shared(shared, own))
 
 
 #: What the Q-head of a ``LatentCritic`` reads: sampled messages (the paper) or their means.

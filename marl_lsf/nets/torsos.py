@@ -40,6 +40,19 @@ class MLPTorso(Torso):
         """Features of every step independently."""
         return self.net(x), h
 
+    def forward_shared(self, shared: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """``forward(cat([shared, own], -1))[0]`` for ``shared [..., S]`` common to the ``N`` agents of ``own [..., N, D]``.
+
+        The first layer's product with ``shared`` (a global state read by every agent's copy of the
+        network) is computed once per step and broadcast over the agents instead of once per agent;
+        equal to the concatenated input's features up to float rounding.
+        """
+        first, rest = self.net[0], self.net[1:]
+        split = shared.shape[-1]
+        weight = first.weight
+        common = nn.functional.linear(shared, weight[:, :split]).unsqueeze(-2)
+        return rest(nn.functional.linear(own, weight[:, split:], first.bias) + common)
+
 
 class GRUTorso(Torso):
     """Linear + ReLU, then a GRU over time (``RnnPolicy``, pymarl's RNN agent)."""
