@@ -114,7 +114,8 @@ def main() -> None:
         )
         setup_s = time.perf_counter() - start
         start = time.perf_counter()
-        experiment.run()
+        with common.counted_flops(args.count_flops) as counted:
+            experiment.run()
         wall_s = time.perf_counter() - start
         with contextlib.redirect_stdout(sys.stderr):  # evaluate() prints where its results were logged
             experiment.evaluate()
@@ -141,6 +142,7 @@ def main() -> None:
             ),
             "eval_episodes": len(counter.eval_returns),
             "torch": torch.__version__,
+            **common.flop_fields(counted, counter.updates),
         }
     )
 

@@ -13,8 +13,10 @@ agents together), the unit both libraries count.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 #: PettingZoo MPE simple_spread, discrete actions: agents, episode length, reward mix.
@@ -73,6 +75,12 @@ def parse_args(algorithms: tuple[str, ...], description: str) -> argparse.Namesp
     )
     parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES, help="(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument(
+        "--count-flops",
+        action="store_true",
+        help="count the training's floating-point operations (torch's FlopCounterMode; slows it, "
+        "so its frames/s is not a speed measurement)",
+    )
     args = parser.parse_args()
     if args.frames < 1 or args.eval_episodes < 1:
         parser.error("--frames and --eval-episodes must be positive")
@@ -96,6 +104,48 @@ def finite_or_none(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(value)
+
+
+@contextlib.contextmanager
+def counted_flops(enabled: bool) -> Iterator[dict[str, float]]:
+    """Count the block's floating-point operations when ``enabled``; the yielded dict then gets ``"gflop"``.
+
+    Every aten operation that ``torch.utils.flop_counter`` has a formula for (matrix products and
+    convolutions, forward and backward) is counted by a dispatch mode with those formulas. Not
+    ``FlopCounterMode`` itself: its module tracker fails on TensorDict modules (BenchMARL's).
+    torch is imported here so that this module stays importable without it.
+    """
+    counted: dict[str, float] = {}
+    if not enabled:
+        yield counted
+        return
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Counter(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Counter() as counter:
+        yield counted
+    counted["gflop"] = counter.total / 1e9
+
+
+def flop_fields(counted: dict[str, float], updates: int) -> dict[str, Any]:
+    """The result-line fields of a count by ``counted_flops`` (none when nothing was counted)."""
+    if "gflop" not in counted:
+        return {}
+    return {
+        "gflop": round(counted["gflop"], 3),
+        "gflop_per_update": round(counted["gflop"] / max(updates, 1), 4),
+    }
 
 
 def emit(result: dict[str, Any]) -> None:

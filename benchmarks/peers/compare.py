@@ -61,6 +61,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the first repetition (default: %(default)s)"
     )
+    parser.add_argument(
+        "--count-flops",
+        action="store_true",
+        help="count each run's floating-point operations per update (slows the runs: frames/s then "
+        "measures nothing)",
+    )
     parser.add_argument("--benchmarl-python", type=Path, default=default_benchmarl_python())
     parser.add_argument(
         "--out", type=Path, help="results file (default: benchmarks/results/peers_simple_spread*.md)"
@@ -85,6 +91,8 @@ def side_command(python: Path, script: str, algorithm: str, seed: int, args: arg
     command += ["--seed", str(seed), "--eval-episodes", str(args.eval_episodes)]
     if args.defaults:
         command.append("--defaults")
+    if args.count_flops:
+        command.append("--count-flops")
     for flag, value in (
         ("--frames-per-batch", args.frames_per_batch),
         ("--updates-per-batch", args.updates_per_batch),
@@ -193,6 +201,8 @@ def report(args: argparse.Namespace, reps: list[dict[str, dict[str, Any]]], load
     lines[-1] += (
         "; ".join(f"{label} {statistics.median(values):.2f}" for label, values in ratios.items()) + "."
     )
+    if args.count_flops:
+        lines += flops_section(reps)
     lines += [
         "",
         "## Returns reached",
@@ -217,6 +227,27 @@ def report(args: argparse.Namespace, reps: list[dict[str, dict[str, Any]]], load
     lines += [json.dumps(result) for results in reps for result in results.values()]
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def flops_section(reps: list[dict[str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines: each pair's floating-point operations per update (training and collection)."""
+    lines = [
+        "",
+        "## Arithmetic per update (`--count-flops`)",
+        "",
+        "Floating-point operations of each run's training (collection included), counted with the "
+        "formulas of `torch.utils.flop_counter` (matrix products, forward and backward), divided by its "
+        "updates. Counting slows the runs, so their frames/s above measure nothing.",
+        "",
+        "| rep | pair | marl-lsf GFLOP/update | BenchMARL GFLOP/update | ratio marl-lsf / BenchMARL |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for index, results in enumerate(reps):
+        for label, ours_algo, theirs_algo in PAIRS:
+            a = results[f"marl-lsf {ours_algo}"]["gflop_per_update"]
+            b = results[f"benchmarl {theirs_algo}"]["gflop_per_update"]
+            lines.append(f"| {index + 1} | {label} | {a:.3f} | {b:.3f} | {a / b:.2f} |")
+    return lines
 
 
 def main() -> None:

@@ -110,7 +110,8 @@ def main() -> None:
         maxlen=(args.frames_per_batch or common.FRAMES_PER_BATCH) // common.EPISODE_STEPS
     )
     start = time.perf_counter()
-    model.learn(args.frames)
+    with common.counted_flops(args.count_flops) as counted:
+        model.learn(args.frames)
     wall_s = time.perf_counter() - start
     evaluation = evaluate_policy(
         model, factory, n_eval_episodes=args.eval_episodes, deterministic=True, seed=args.seed + 1
@@ -139,6 +140,7 @@ def main() -> None:
             "eval_episodes": len(evaluation.episode_returns),
             "env_module": env_module,
             "torch": torch.__version__,
+            **common.flop_fields(counted, model._n_updates),
         }
     )
 
